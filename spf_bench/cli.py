@@ -1,0 +1,51 @@
+"""``spf-bench``: the benchmark's command line.
+
+Each sub-command lives in its own module under ``spf_bench.commands`` and exposes
+``register(subparsers)``, which adds its parser and sets ``func``. User errors
+(:class:`~spf_bench.errors.SpfError`) are printed as their one sentence, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import SpfError
+
+COMMAND_MODULES = ("weights", "triples", "run", "evaluate", "report")
+
+
+def build_parser(prog: str, package: str, modules: tuple[str, ...], description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in modules:
+        try:
+            module = importlib.import_module(f"{package}.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{package}.commands.{name}":
+                continue  # command not part of this build
+            raise
+        module.register(sub)
+    return parser
+
+
+def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SpfError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted; finished work is kept and the next run resumes from it.", file=sys.stderr)
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser("spf-bench", "spf_bench", COMMAND_MODULES, "Benchmark pure text-to-portrait customization.")
+    return run_cli(parser, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

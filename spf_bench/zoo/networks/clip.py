@@ -1,0 +1,125 @@
+"""The CLIP model of CLIP-I, CLIP-T and the response-enhancement loss (open_clip).
+
+Layout: an open_clip ``local-dir`` folder, i.e. what the hub repository
+``timm/vit_large_patch14_clip_224.openai`` holds: ``open_clip_config.json`` (architecture and
+preprocessing) and ``open_clip_model.safetensors``. Another CLIP is chosen by putting its
+hub folder there instead (the loader reads the architecture from the config file).
+Tiny: the same two files for a two-layer CLIP at CLIP's real 224 px input and real
+tokenizer, so preprocessing is byte-for-byte the real one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ...errors import WeightsCorruptError
+from ..checkpoints import load_into, read_state_dict
+from ..registry import Network, WeightFile, register
+
+HUB_ID = "timm/vit_large_patch14_clip_224.openai"
+DEFAULT_MODEL = "ViT-L-14"
+TINY_SEED = 4321
+
+# OpenAI's normalisation constants, which open_clip's preprocessing uses for these models.
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+_PREPROCESS = {"mean": list(OPENAI_MEAN), "std": list(OPENAI_STD), "interpolation": "bicubic", "resize_mode": "shortest"}
+
+TINY_MODEL_CFG = {
+    "embed_dim": 32,
+    "quick_gelu": True,
+    "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "patch_size": 32, "head_width": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+}
+
+
+@dataclass
+class ClipBundle:
+    """An open_clip model with its own image transform and tokenizer."""
+
+    model: Any
+    preprocess: Callable
+    tokenizer: Callable
+    config: dict
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_image(pixels)
+
+    def encode_text(self, texts: list[str]) -> torch.Tensor:
+        device = next(self.model.parameters()).device
+        return self.model.encode_text(self.tokenizer(texts).to(device))
+
+
+def _real_model_cfg() -> dict:
+    import open_clip
+
+    cfg = open_clip.get_model_config(DEFAULT_MODEL)
+    cfg["quick_gelu"] = True  # OpenAI's weights were trained with QuickGELU
+    return cfg
+
+
+def _write_config(folder: Path, model_cfg: dict) -> None:
+    config = {"model_cfg": model_cfg, "preprocess_cfg": _PREPROCESS}
+    (folder / "open_clip_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def _build(model_cfg: dict, device: torch.device, dtype: torch.dtype):
+    import open_clip
+    from open_clip.model import CLIP
+
+    cfg = dict(model_cfg)
+    quick_gelu = cfg.pop("quick_gelu", False)
+    with torch.device(device):
+        model = CLIP(**cfg, quick_gelu=quick_gelu, cast_dtype=None)
+    model = model.to(dtype=dtype).eval()
+    preprocess = open_clip.image_transform(cfg["vision_cfg"]["image_size"], is_train=False, mean=OPENAI_MEAN, std=OPENAI_STD)
+    tokenizer = open_clip.get_tokenizer(DEFAULT_MODEL)
+    return model, preprocess, tokenizer
+
+
+def write_tiny(folder: Path) -> None:
+    from safetensors.torch import save_file
+
+    torch.manual_seed(TINY_SEED)
+    model, _, _ = _build(TINY_MODEL_CFG, torch.device("cpu"), torch.float32)
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_config(folder, TINY_MODEL_CFG)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
+
+
+def load_folder(folder: Path, device: torch.device, dtype: torch.dtype) -> ClipBundle:
+    config_path = folder / "open_clip_config.json"
+    try:
+        config = json.loads(config_path.read_text())
+        model_cfg = config["model_cfg"]
+    except (OSError, ValueError, KeyError):
+        raise WeightsCorruptError(f"{config_path} is not an open_clip config with a 'model_cfg' entry.") from None
+    weights = folder / "open_clip_model.safetensors"
+    model, preprocess, tokenizer = _build(model_cfg, torch.device("cpu"), torch.float32)
+    load_into(model, read_state_dict(weights), weights)
+    return ClipBundle(model.to(device=device, dtype=dtype).eval(), preprocess, tokenizer, model_cfg)
+
+
+def build_random(device: torch.device, dtype: torch.dtype) -> ClipBundle:
+    torch.manual_seed(TINY_SEED)
+    cfg = _real_model_cfg()
+    model, preprocess, tokenizer = _build(cfg, device, dtype if device.type != "meta" else torch.float32)
+    return ClipBundle(model, preprocess, tokenizer, cfg)
+
+
+NETWORK = register(Network(
+    name="clip",
+    summary="CLIP ViT-L-14 (open_clip, OpenAI weights) for CLIP-I, CLIP-T and L_re",
+    files=(
+        WeightFile("open_clip_config.json", f"hub {HUB_ID}, file open_clip_config.json"),
+        WeightFile("open_clip_model.safetensors", f"hub {HUB_ID}, file open_clip_model.safetensors"),
+    ),
+    load_folder=load_folder,
+    write_tiny=write_tiny,
+    build_random=build_random,
+))

@@ -1,0 +1,190 @@
+"""The zoo's registry: every network the suite uses, and the sources its weights come from.
+
+A network is described once by a :class:`Network`: the files its real weights consist of
+(the *layout*, relative to the network's folder), one loader that reads a folder in that
+layout, a builder that writes seeded *tiny* weights in the same layout, and a builder of the
+real architecture with seeded random weights. The same loader therefore serves both the
+user's real weights and the tiny ones, so the tiny zoo exercises the real loading code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..errors import SpfError, WeightsMissingError
+from . import paths
+
+SOURCES = ("pretrained", "random", "tiny", "synth")
+
+# Bumped whenever a tiny builder changes, so stale caches are rebuilt rather than reused.
+TINY_FORMAT_VERSION = 1
+_COMPLETE_MARKER = ".spf-complete.json"
+LOCK_FILE = "spf-weights.lock.json"
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One file of a network's real weights.
+
+    ``path`` is relative to the network's folder under ``SPF_WEIGHTS_DIR``; ``origin`` says
+    where a user gets it (a hub repository and file, or a URL) and is what ``--fetch`` uses.
+    """
+
+    path: str
+    origin: str
+    url: str | None = None  # direct download address, when the file is not on a hub
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    summary: str
+    files: tuple[WeightFile, ...]
+    load_folder: Callable[..., Any]  # (folder, device, dtype) -> network object
+    write_tiny: Callable[[Path], None]  # writes seeded tiny weights in the real layout
+    build_random: Callable[..., Any]  # (device, dtype) -> real architecture, seeded init
+    extra_layout: tuple[str, ...] = field(default=())  # files the loader reads beyond `files`
+
+
+_NETWORKS: dict[str, Network] = {}
+
+
+def register(network: Network) -> Network:
+    _NETWORKS[network.name] = network
+    return network
+
+
+def known_networks() -> dict[str, Network]:
+    _import_all()
+    return dict(_NETWORKS)
+
+
+def get_network(name: str) -> Network:
+    _import_all()
+    if name not in _NETWORKS:
+        raise SpfError(f"Unknown network '{name}'; known networks are: {', '.join(sorted(_NETWORKS))}.")
+    return _NETWORKS[name]
+
+
+def check_source(source: str) -> str:
+    if source not in SOURCES:
+        raise SpfError(f"Unknown weight source '{source}'; choose one of: {', '.join(SOURCES)}.")
+    if source == "synth":
+        raise SpfError("The weight source 'synth' (the trained synthetic portrait world) is not available in this version; use 'tiny', 'random' or 'pretrained'.")
+    return source
+
+
+def _import_all() -> None:
+    # Importing the network modules registers them; kept lazy so `import spf_bench.zoo`
+    # stays cheap and a broken optional backend only fails when that network is used.
+    import importlib
+
+    importlib.import_module(f"{__package__}.networks")
+
+
+# ----------------------------------------------------------------------------- folders
+
+def pretrained_folder(name: str) -> Path:
+    root = paths.weights_dir()
+    if root is None:
+        raise WeightsMissingError(
+            f"SPF_WEIGHTS_DIR is not set, so the pretrained weights of '{name}' cannot be found; "
+            "set it to the folder laid out as the README's 'Real weights' section describes.")
+    return root / name
+
+
+def missing_files(network: Network, folder: Path) -> list[WeightFile]:
+    return [f for f in network.files if not (folder / f.path).is_file()]
+
+
+def describe_missing(network: Network, folder: Path, missing: list[WeightFile]) -> str:
+    parts = [f"{folder / f.path} (get it from {f.url or f.origin})" for f in missing]
+    return f"Network '{network.name}' is missing " + "; ".join(parts) + "."
+
+
+def tiny_folder(name: str) -> Path:
+    return paths.cache_dir() / f"tiny-v{TINY_FORMAT_VERSION}" / name
+
+
+def ensure_tiny(network: Network) -> Path:
+    """Build the tiny weights of ``network`` into the cache unless already complete.
+
+    Built in a temporary sibling folder and renamed into place, so a build that is killed
+    half-way never leaves a folder that looks complete.
+    """
+    folder = tiny_folder(network.name)
+    if (folder / _COMPLETE_MARKER).is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{network.name}-", dir=folder.parent))
+    try:
+        with torch.random.fork_rng(devices=[]):
+            network.write_tiny(tmp)
+        hashes = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        (tmp / _COMPLETE_MARKER).write_text(json.dumps({"format": TINY_FORMAT_VERSION, "sha256": hashes}, indent=1, sort_keys=True))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def folder_for(name: str, source: str) -> Path | None:
+    """The folder a network's weights are read from, or None for the `random` source."""
+    check_source(source)
+    network = get_network(name)
+    if source == "tiny":
+        return ensure_tiny(network)
+    if source == "pretrained":
+        return pretrained_folder(name)
+    return None
+
+
+# ----------------------------------------------------------------------------- loading
+
+def load(name: str, source: str = "tiny", device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> Any:
+    """Load network ``name`` with weights from ``source`` (``pretrained``, ``random``, ``tiny``)."""
+    check_source(source)
+    network = get_network(name)
+    device = torch.device(device)
+    if source == "random":
+        return network.build_random(device=device, dtype=dtype)
+    folder = folder_for(name, source)
+    if source == "pretrained":
+        missing = missing_files(network, folder)
+        if missing:
+            raise WeightsMissingError(describe_missing(network, folder, missing))
+        verify_lock(network, folder)
+    return network.load_folder(folder, device=device, dtype=dtype)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_lock(network: Network, folder: Path) -> None:
+    """Check files against the hashes ``--fetch`` recorded, when a lock file exists."""
+    root = paths.weights_dir()
+    lock_path = root / LOCK_FILE if root else None
+    if lock_path is None or not lock_path.is_file():
+        return
+    recorded = json.loads(lock_path.read_text()).get(network.name, {})
+    for rel, expected in recorded.items():
+        actual = sha256_file(folder / rel)
+        if actual != expected:
+            raise SpfError(f"{folder / rel} does not match the sha256 recorded in {lock_path} when it was fetched; re-fetch it or delete its entry from the lock file.")
