@@ -42,6 +42,18 @@ class WeightFile:
     path: str
     origin: str
     url: str | None = None  # direct download address, when the file is not on a hub
+    hub_repo: str | None = None  # hub repository id, when the file is on a model hub
+    hub_path: str | None = None  # the file's path inside that repository
+
+
+def hub_file(path: str, repo: str, hub_path: str | None = None) -> WeightFile:
+    """A weight file that lives on the model hub as ``repo``/``hub_path`` (default: ``path``)."""
+    return WeightFile(path, f"hub {repo}, file {hub_path or path}", hub_repo=repo, hub_path=hub_path or path)
+
+
+def url_file(path: str, url: str) -> WeightFile:
+    """A weight file downloaded from a plain URL."""
+    return WeightFile(path, url, url=url)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import torch
 
 from ...errors import WeightsCorruptError
 from ..checkpoints import load_into, read_state_dict
-from ..registry import Network, WeightFile, register
+from ..registry import Network, hub_file, register
 
 HUB_ID = "timm/vit_large_patch14_clip_224.openai"
 DEFAULT_MODEL = "ViT-L-14"
@@ -116,8 +116,8 @@ NETWORK = register(Network(
     name="clip",
     summary="CLIP ViT-L-14 (open_clip, OpenAI weights) for CLIP-I, CLIP-T and L_re",
     files=(
-        WeightFile("open_clip_config.json", f"hub {HUB_ID}, file open_clip_config.json"),
-        WeightFile("open_clip_model.safetensors", f"hub {HUB_ID}, file open_clip_model.safetensors"),
+        hub_file("open_clip_config.json", HUB_ID),
+        hub_file("open_clip_model.safetensors", HUB_ID),
     ),
     load_folder=load_folder,
     write_tiny=write_tiny,

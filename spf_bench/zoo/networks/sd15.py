@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ...errors import WeightsCorruptError
-from ..registry import Network, WeightFile, register
+from ..registry import Network, hub_file, register
 from ..tokenizer import write_clip_tokenizer
 
 HUB_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -133,7 +133,7 @@ def build_random(device: torch.device, dtype: torch.dtype):
 
 
 _FILES = tuple(
-    WeightFile(p, f"hub {HUB_ID}, file {p}")
+    hub_file(p, HUB_ID)
     for p in (
         "model_index.json",
         "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
