@@ -2,7 +2,7 @@
 
 Only safetensors and ``torch.load(weights_only=True)`` are used: a pickle can run code, so a
 third-party pickled checkpoint that needs full unpickling is converted once by an explicit
-command (see ``spf-bench weights convert``), never loaded silently.
+command (see ``spf-bench convert-weights``), never loaded silently.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def read_state_dict(path: Path, key: str | None = None) -> dict[str, torch.Tenso
     except pickle.UnpicklingError as exc:
         raise WeightsCorruptError(
             f"{path} holds pickled Python objects that a safe load refuses ({str(exc).splitlines()[0][:120]}); "
-            "convert it once with 'spf-bench weights convert' if you trust its source.") from None
+            "convert it once with 'spf-bench convert-weights --trust-pickle' if you trust its source.") from None
     except Exception as exc:  # torch / safetensors raise many types for a truncated file
         raise WeightsCorruptError(f"{path} is truncated or not a valid checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else 'no detail'}).") from None
     if key is not None:

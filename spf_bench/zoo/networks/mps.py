@@ -11,7 +11,7 @@ loads into it unchanged.
 
 Layout under ``SPF_WEIGHTS_DIR/mps/``:
 - ``mps_overall.safetensors``: made once from the released ``MPS_overall_checkpoint.pth`` by
-  :func:`convert_mps_checkpoint` (``spf-bench weights convert --network mps``). The release is
+  :func:`convert_mps_checkpoint` (``spf-bench convert-weights --network mps``). The release is
   a whole pickled model object, which only full unpickling can read, so it is never loaded
   at run time.
 - ``clip-h/``: the CLIP-H ``config.json``, ``preprocessor_config.json`` and tokenizer files of
@@ -543,7 +543,7 @@ NETWORK = register(Network(
     summary="MPS overall preference model (CLIP-H plus condition transformer) for MPS",
     files=(
         WeightFile(WEIGHTS, f"{RELEASE_FILE} from {RELEASE_URL} (github.com/Kwai-Kolors/MPS), converted once "
-                            "with 'spf-bench weights convert --network mps --src FILE --trust-pickle'"),
+                            "with 'spf-bench convert-weights --network mps --src FILE --trust-pickle'"),
         *(WeightFile(f"{CLIP_DIR}/{name}", f"hub {CLIP_HUB_ID}, file {name}") for name in _CLIP_FILES),
     ),
     load_folder=load_folder,
