@@ -1,0 +1,55 @@
+"""``spf-bench evaluate``: score any folder of customized portraits named by triple id."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import SpfError
+
+METRIC_NAMES = ("FID", "LPIPS", "ID", "CLIP-I", "Seg-Cons", "CLIP-T", "HPSv2", "MPS")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="score customized portraits against a triple set",
+        description="Score a folder of customized portraits (<id>.png, made by any method) against a triple set; "
+                    "writes per_pair.csv and summary.json.")
+    parser.add_argument("--triples", type=Path, required=True, help="triple-set folder (manifest.json + originals/)")
+    parser.add_argument("--images", type=Path, required=True, help="folder of <id>.png, or a method run folder OUT/<method>")
+    parser.add_argument("--weights", default="tiny", help="weight source of the metric networks: tiny, random or pretrained")
+    parser.add_argument("--out", type=Path, default=None, help="where per_pair.csv and summary.json go (default: the method run folder)")
+    parser.add_argument("--metrics", default=",".join(METRIC_NAMES), help="comma-separated subset of: " + ", ".join(METRIC_NAMES))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+    parser.add_argument("--fid-bootstrap", type=int, default=100, help="resamples for FID's interval (each recomputes FID)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples")
+    parser.add_argument("--clip-t-caption", choices=("target", "full"), default="target",
+                        help="caption CLIP-T compares with: the target caption c_t (default) or the full caption")
+    parser.add_argument("--sam-points", type=int, default=16, help="Seg-Cons point grid per side")
+    parser.add_argument("--method", default=None, help="method name recorded in summary.json (default: the folder's name)")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluate import evaluate_run
+
+    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    if not metrics:
+        raise SpfError("--metrics names no metric.")
+    result = evaluate_run(
+        args.triples, args.images, weights=args.weights, out_dir=args.out, method=args.method,
+        metrics=metrics, device=args.device, batch_size=args.batch_size, n_bootstrap=args.bootstrap,
+        fid_bootstrap=args.fid_bootstrap, seed=args.seed, clip_t_caption=args.clip_t_caption,
+        sam_points_per_side=args.sam_points, use_cache=not args.no_cache)
+    for name, entry in result.summary["metrics"].items():
+        value, low, high = entry["value"], entry["ci_low"], entry["ci_high"]
+        shown = "n/a" if value is None else f"{value:.4f}"
+        interval = "" if low is None else f"  [{low:.4f}, {high:.4f}]"
+        print(f"{name:9s} {shown}{interval}  (n={entry['n']})")
+    if result.summary.get("face_found_rate") is not None:
+        print(f"face found in both images: {result.summary['face_found_rate']:.1%} of pairs")
+    print(f"wrote {result.out_dir / 'per_pair.csv'} and {result.out_dir / 'summary.json'}")
+    return 0

@@ -1,0 +1,32 @@
+"""The eight metrics of the benchmark, in the order tables show them.
+
+Each metric module holds a torchmetrics ``Metric`` subclass and its functional twin; the
+backbones that produce their features are in :mod:`.backbones`, and what each backbone
+receives exactly is documented in :mod:`.preprocess`.
+"""
+
+from .base import PairMetric
+from .clip_image import ClipImageSimilarity, clip_image_similarity
+from .clip_text import ClipTextAlignment, clip_text_alignment
+from .fid import FrechetInceptionDistance, SmallSetWarning, frechet_distance
+from .hps import HpsV2Score, hps_v2_score
+from .identity import IdentitySimilarity, identity_similarity
+from .lpips_distance import LearnedPerceptualSimilarity, lpips_distance, lpips_features
+from .mps import MpsScore, mps_score
+from .seg_cons import SegmentationConsistency, segmentation_consistency
+
+METRICS = {
+    cls.name: cls
+    for cls in (FrechetInceptionDistance, LearnedPerceptualSimilarity, IdentitySimilarity, ClipImageSimilarity,
+                SegmentationConsistency, ClipTextAlignment, HpsV2Score, MpsScore)
+}
+METRIC_ORDER = tuple(METRICS)
+PER_PAIR_METRICS = tuple(name for name in METRIC_ORDER if name != "FID")
+
+__all__ = [
+    "METRICS", "METRIC_ORDER", "PER_PAIR_METRICS", "PairMetric", "SmallSetWarning",
+    "FrechetInceptionDistance", "frechet_distance", "LearnedPerceptualSimilarity", "lpips_distance", "lpips_features",
+    "IdentitySimilarity", "identity_similarity", "ClipImageSimilarity", "clip_image_similarity",
+    "SegmentationConsistency", "segmentation_consistency", "ClipTextAlignment", "clip_text_alignment",
+    "HpsV2Score", "hps_v2_score", "MpsScore", "mps_score",
+]
