@@ -1,0 +1,176 @@
+"""Portrait training sets: an image folder with ``metadata.jsonl``.
+
+Each line of ``metadata.jsonl`` is a JSON object with ``file_name`` (relative to the
+folder), ``base_caption`` (c_b), ``target_caption`` (c_t) and ``category``: the layout of
+Hugging Face image folders, so ``datasets.load_dataset("imagefolder", data_dir=...)`` reads
+the same folder. Every row is validated when the set is opened, before any training step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from spf_bench.errors import SpfError
+
+METADATA_FILE = "metadata.jsonl"
+REQUIRED_FIELDS = ("file_name", "base_caption", "target_caption", "category")
+
+
+def join_caption(base: str, target: str) -> str:
+    """c = c_b ⊕ c_t, joined with ", " (an empty target leaves c_b unchanged)."""
+    base, target = base.strip(), target.strip()
+    return f"{base}, {target}" if target else base
+
+
+@dataclass(frozen=True)
+class PortraitRow:
+    image_path: Path
+    base_caption: str
+    target_caption: str
+    category: str
+
+    @property
+    def full_caption(self) -> str:
+        return join_caption(self.base_caption, self.target_caption)
+
+
+def _row_problem(line_no: int, line: str, folder: Path) -> tuple[PortraitRow | None, str | None]:
+    where = f"{METADATA_FILE} line {line_no}"
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None, f"{where} is not valid JSON"
+    if not isinstance(record, dict):
+        return None, f"{where} is not a JSON object"
+    missing = [k for k in REQUIRED_FIELDS if k not in record]
+    if missing:
+        return None, f"{where} lacks the field(s) {', '.join(missing)}"
+    name = str(record["file_name"])
+    where = f"{where} ({name})"
+    for key in ("base_caption", "target_caption"):
+        if not isinstance(record[key], str) or not record[key].strip():
+            return None, f"{where} has an empty {key}"
+    path = folder / name
+    if not path.is_file():
+        return None, f"{where}: the image file does not exist"
+    try:
+        with Image.open(path) as image:
+            image.verify()  # reads the whole file's structure without decoding pixels
+        with Image.open(path) as image:
+            image.convert("RGB").load()
+    except Exception as exc:  # PIL raises many types for corrupt files
+        return None, f"{where}: the image cannot be read ({type(exc).__name__})"
+    return PortraitRow(path, record["base_caption"].strip(), record["target_caption"].strip(), str(record["category"])), None
+
+
+def read_rows(folder: str | os.PathLike, skip_bad: bool = False, report=print) -> list[PortraitRow]:
+    """Validate and return every row; a bad row stops with its line and file unless ``skip_bad``."""
+    folder = Path(folder)
+    meta = folder / METADATA_FILE
+    if not meta.is_file():
+        raise SpfError(f"The training folder {folder} has no {METADATA_FILE}.")
+    rows, problems = [], []
+    for line_no, line in enumerate(meta.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        row, problem = _row_problem(line_no, line, folder)
+        if problem is None:
+            rows.append(row)
+        elif not skip_bad:
+            raise SpfError(f"In {folder}, {problem}; fix it or pass --skip-bad to drop such rows.")
+        else:
+            problems.append(problem)
+    if problems:
+        report(f"Skipped {len(problems)} bad row(s) of {meta}: " + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))
+    if not rows:
+        raise SpfError(f"The training folder {folder} has no usable rows.")
+    return rows
+
+
+def image_to_tensor(image: Image.Image, resolution: int) -> torch.Tensor:
+    """RGB image -> (3, R, R) in [-1, 1]: shortest side resized to R, then centre-cropped."""
+    image = image.convert("RGB")
+    w, h = image.size
+    scale = resolution / min(w, h)
+    image = image.resize((max(resolution, round(w * scale)), max(resolution, round(h * scale))), Image.BICUBIC)
+    w, h = image.size
+    left, top = (w - resolution) // 2, (h - resolution) // 2
+    image = image.crop((left, top, left + resolution, top + resolution))
+    array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+class PortraitDataset(torch.utils.data.Dataset):
+    """Validated rows; an item is ``{"pixels", "base_caption", "target_caption", "caption", "index"}``."""
+
+    def __init__(self, folder: str | os.PathLike, resolution: int, skip_bad: bool = False, report=print):
+        self.folder = Path(folder)
+        self.resolution = resolution
+        self.rows = read_rows(folder, skip_bad=skip_bad, report=report)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict:
+        row = self.rows[index]
+        with Image.open(row.image_path) as image:
+            pixels = image_to_tensor(image, self.resolution)
+        return {
+            "pixels": pixels, "base_caption": row.base_caption, "target_caption": row.target_caption,
+            "caption": row.full_caption, "index": index,
+        }
+
+
+def collate(items: Sequence[dict]) -> dict:
+    return {
+        "pixels": torch.stack([it["pixels"] for it in items]),
+        "base_caption": [it["base_caption"] for it in items],
+        "target_caption": [it["target_caption"] for it in items],
+        "caption": [it["caption"] for it in items],
+        "index": torch.tensor([it["index"] for it in items]),
+    }
+
+
+def batch_indices(dataset_size: int, batch_size: int, micro_step: int, seed: int) -> list[int]:
+    """The dataset indices of micro-batch number ``micro_step``: a pure function of its
+    arguments (each epoch a seeded permutation), so a resumed run sees exactly the batches the
+    uninterrupted run would have seen, without saving any sampler state."""
+    out = []
+    for position in range(micro_step * batch_size, (micro_step + 1) * batch_size):
+        epoch, offset = divmod(position, dataset_size)
+        order = torch.randperm(dataset_size, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+        out.append(int(order[offset]))
+    return out
+
+
+def make_training_set(
+    pipe, captions: Sequence[tuple[str, str] | tuple[str, str, str]], out_dir: str | os.PathLike,
+    steps: int = 4, seed: int = 0, guidance_scale: float = 1.0,
+) -> Path:
+    """Write a small training set made by ``pipe`` (tiny by default in tests and demos).
+
+    ``captions`` holds ``(base_caption, target_caption[, category])`` tuples; each image is
+    generated from the full caption c_b ⊕ c_t with seed ``seed + i``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i, entry in enumerate(captions):
+        base, target = entry[0], entry[1]
+        category = entry[2] if len(entry) > 2 else "accessories"
+        generator = torch.Generator("cpu").manual_seed(seed + i)
+        image = pipe(join_caption(base, target), num_inference_steps=steps, guidance_scale=guidance_scale,
+                     generator=generator, output_type="pil").images[0]
+        name = f"{i:05d}.png"
+        image.save(out / name)
+        lines.append(json.dumps({"file_name": name, "base_caption": base, "target_caption": target, "category": category}))
+    (out / METADATA_FILE).write_text("\n".join(lines) + "\n")
+    return out
