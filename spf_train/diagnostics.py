@@ -48,7 +48,8 @@ def write_sfcm_diagnostics(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     response = load_pipeline(checkpoint)
-    reference = load_pipeline(base_model)
+    # the same weights need not be read twice: capture processors are removed after each pass
+    reference = response if base_model == checkpoint else load_pipeline(base_model)
     caption = join_caption(base_caption, target_caption)
     generator = torch.Generator("cpu").manual_seed(seed)
     image = response(caption, num_inference_steps=steps, generator=generator, output_type="pil").images[0]

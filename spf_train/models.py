@@ -29,6 +29,27 @@ def load_pipeline(spec: str, device: str | torch.device = "cpu", dtype: torch.dt
     return load_folder(folder, torch.device(device), dtype)
 
 
+def load_unet(spec: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+    """Only the UNet of :func:`load_pipeline`'s pipeline: a stage-1 folder read for its UNet
+    alone skips the VAE, the text encoder and the tokenizer (most of a folder's load time)."""
+    if spec in ZOO_SOURCES:
+        return load_pipeline(spec, device, dtype).unet
+    folder = Path(spec)
+    if not (folder / "model_index.json").is_file():
+        raise SpfError(f"{folder} is neither a weight source ({', '.join(ZOO_SOURCES)}) nor a diffusers pipeline folder with model_index.json.")
+    from diffusers import UNet2DConditionModel
+
+    from spf_bench.errors import WeightsCorruptError
+
+    try:
+        unet = UNet2DConditionModel.from_pretrained(str(folder), subfolder="unet", dtype=dtype,
+                                                    local_files_only=True, use_safetensors=True)
+    except (OSError, ValueError, EnvironmentError) as exc:
+        line = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise WeightsCorruptError(f"The Stable Diffusion folder {folder} cannot be loaded ({line}).") from None
+    return unet.to(device)
+
+
 def load_clip(spec: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
     """An open_clip :class:`ClipBundle` from a zoo source name or an open_clip folder."""
     if spec in ZOO_SOURCES:

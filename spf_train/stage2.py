@@ -29,7 +29,7 @@ from .diffusion_task import DiffusionTask
 from .loop import LossHook, LossTerm, StepContext, train, weight_dtype
 from .losses import attention_alignment_loss, diffusion_loss, difference_vector_loss, direct_clip_loss, hidden_alignment_loss
 from .models import (
-    base_token_counts, diffusion_target, encode_text, freeze, load_clip, load_pipeline, predicted_clean_latents,
+    base_token_counts, diffusion_target, encode_text, freeze, load_clip, load_unet, predicted_clean_latents,
 )
 from .sfcm import SfcmBuilder, resize_map_to_tokens
 from .trainable import merge_into_weights, select_stage2_trainable
@@ -91,7 +91,7 @@ class DualPathTask(DiffusionTask):
             return self._given_response_unet
         if self.config.init_from == "original":
             return copy.deepcopy(self.reference_unet)
-        return load_pipeline(self.config.init_from).unet
+        return load_unet(self.config.init_from)
 
     def setup(self, accelerator, model) -> None:
         super().setup(accelerator, model)

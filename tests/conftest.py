@@ -25,8 +25,48 @@ def spf_cache() -> Path:
     return Path(_cache)
 
 
+@pytest.fixture(scope="module")
+def single_thread():
+    """Run a module's torch ops on one intra-op thread.
+
+    The tiny networks' ops take microseconds, so a second OpenMP thread only adds
+    synchronisation, and on a busy two-core machine its spin-waits make a training step
+    5-20x slower. The previous setting is restored after the module.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_pipe():
     from spf_bench import zoo
 
     return zoo.load("sd15", source="tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_clip():
+    """The tiny open_clip bundle; a test that trains or casts it takes a copy."""
+    from spf_bench import zoo
+
+    return zoo.load("clip", source="tiny")
+
+
+class _LazyNetworks(dict):
+    """Zoo networks on the tiny weights, each loaded on first use and then shared."""
+
+    def get(self, name, default=None):
+        if name not in self:
+            from spf_bench import zoo
+
+            self[name] = zoo.load(name, source="tiny")
+        return self[name]
+
+
+@pytest.fixture(scope="session")
+def tiny_networks():
+    """The metrics' tiny networks by zoo name, loaded once per session; pass as ``networks=``
+    to :func:`spf_bench.evaluate.evaluate_run` or ``RunRequest.networks``."""
+    return _LazyNetworks()

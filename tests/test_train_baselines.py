@@ -14,6 +14,9 @@ from spf_train.baselines import AdaLoraTask, LoraTask
 from spf_train.config import AdaLoraTrainConfig, LoraTrainConfig
 from spf_train.data import PortraitDataset, make_training_set
 from spf_train.loop import TrainingLoop
+from train_fixtures import fresh_copy
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +35,7 @@ def _images(pipe, seed=7):
 def test_lora_loads_with_diffusers_and_gives_the_training_pipelines_images(tiny_pipe, portrait_set, tmp_path):
     config = LoraTrainConfig(output_dir=str(tmp_path), train_batch_size=2, max_steps=2, checkpoint_every=0,
                              learning_rate=5e-2, device="cpu")
-    task = LoraTask(config, pipe=copy.deepcopy(tiny_pipe), dataset=portrait_set, report=lambda m: None)
+    task = LoraTask(config, pipe=fresh_copy(tiny_pipe), dataset=portrait_set, report=lambda m: None)
     out = TrainingLoop(task, report=lambda m: None).run()
     assert (out / "pytorch_lora_weights.safetensors").is_file() and (out / "spf_config.json").is_file()
     trained = _images(task.pipe)
@@ -49,7 +52,7 @@ def test_adalora_reallocates_ranks_every_step_and_saves_the_rank_pattern(tiny_pi
     config = AdaLoraTrainConfig(output_dir=str(tmp_path), train_batch_size=1, max_steps=4, checkpoint_every=0,
                                 learning_rate=1e-2, init_r=4, target_r=2, device="cpu",
                                 target_modules="to_q,to_k,to_v")
-    task = AdaLoraTask(config, pipe=copy.deepcopy(tiny_pipe), dataset=portrait_set, report=lambda m: None)
+    task = AdaLoraTask(config, pipe=fresh_copy(tiny_pipe), dataset=portrait_set, report=lambda m: None)
     loop = TrainingLoop(task, report=lambda m: None)
     patterns = [copy.deepcopy(task.rank_pattern())]
     for _ in range(3):

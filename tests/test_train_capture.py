@@ -8,21 +8,18 @@ import dataclasses
 import pytest
 import torch
 
-from spf_bench import zoo
 from spf_train.capture import AttentionRecord, capturing, cross_attention_names
 from spf_train.config import Stage2Config
 from spf_train.data import PortraitDataset, collate, join_caption, make_training_set
 from spf_train.models import base_token_counts, encode_text
 from spf_train.sfcm import phrase_token_spans
 from spf_train.stage2 import DualPathTask
+from train_fixtures import fresh_copy
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 BASE = "a photo of a young woman, long brown hair, in a park"
 TARGET = "wearing round glasses"
-
-
-@pytest.fixture(scope="module")
-def tiny_clip():
-    return zoo.load("clip", source="tiny")
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +31,7 @@ def portrait_set(tiny_pipe, tmp_path_factory):
 
 def _task(tiny_pipe, tiny_clip, dataset, tmp_path, response_unet=None, **overrides):
     config = Stage2Config(output_dir=str(tmp_path), train_batch_size=2, device="cpu", **overrides)
-    return DualPathTask(config, pipe=copy.deepcopy(tiny_pipe), dataset=dataset, clip=copy.deepcopy(tiny_clip),
+    return DualPathTask(config, pipe=fresh_copy(tiny_pipe), dataset=dataset, clip=fresh_copy(tiny_clip),
                         response_unet=response_unet)
 
 

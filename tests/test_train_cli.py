@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from PIL import Image
 
 from spf_train.cli import main
 from spf_train.data import make_training_set
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_stage1_command_takes_a_config_file_and_flags_and_saves_the_resolved_config(tiny_pipe, tmp_path, capsys):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import shutil
 
@@ -16,6 +15,9 @@ from spf_train.config import Stage1Config, Stage2Config, add_config_arguments, l
 from spf_train.data import PortraitDataset, batch_indices, make_training_set, read_rows
 from spf_train.loop import TrainingLoop
 from spf_train.stage1 import Stage1Task
+from train_fixtures import fresh_copy
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +96,7 @@ def test_latent_cache_trains_exactly_like_the_encoder(tiny_pipe, good_set, tmp_p
     def trained_unet(cache: bool):
         config = Stage1Config(output_dir=str(tmp_path / f"cache-{cache}"), train_batch_size=2, max_steps=2,
                               checkpoint_every=0, learning_rate=1e-3, latent_cache=cache, device="cpu")
-        task = Stage1Task(config, pipe=copy.deepcopy(tiny_pipe), dataset=PortraitDataset(good_set, 64), report=lambda m: None)
+        task = Stage1Task(config, pipe=fresh_copy(tiny_pipe), dataset=PortraitDataset(good_set, 64), report=lambda m: None)
         loop = TrainingLoop(task, report=lambda m: None)
         for _ in range(2):
             loop.train_step()

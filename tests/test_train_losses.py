@@ -15,6 +15,8 @@ from spf_train.sfcm import (
     exclusion_map, minmax_normalise, relevance_weights, resize_map_to_tokens, sfcm_from_maps, soft_map, split_phrases,
 )
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 def test_diffusion_loss_is_the_mean_squared_error():
     pred = torch.tensor([[1.0, 2.0], [3.0, 4.0]])

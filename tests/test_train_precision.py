@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 
-from spf_bench import zoo
 from spf_train.config import Stage1Config, Stage2Config
 from spf_train.data import PortraitDataset, make_training_set
 from spf_train.diffusion_task import DiffusionTask
 from spf_train.loop import TrainingLoop
 from spf_train.stage2 import DualPathTask
+from train_fixtures import fresh_copy
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +28,11 @@ def _run_steps(task, steps=2):
     return loop, before, values
 
 
-def test_bf16_stage2_on_cpu_keeps_trainable_weights_fp32_and_trains(tiny_pipe, portrait_set, tmp_path):
+def test_bf16_stage2_on_cpu_keeps_trainable_weights_fp32_and_trains(tiny_pipe, tiny_clip, portrait_set, tmp_path):
     config = Stage2Config(output_dir=str(tmp_path), train_batch_size=1, max_steps=2, checkpoint_every=0,
                           learning_rate=1e-3, mixed_precision="bf16", device="cpu")
-    task = DualPathTask(config, pipe=copy.deepcopy(tiny_pipe), dataset=portrait_set,
-                        clip=zoo.load("clip", source="tiny"), report=lambda m: None)
+    task = DualPathTask(config, pipe=fresh_copy(tiny_pipe), dataset=portrait_set,
+                        clip=fresh_copy(tiny_clip), report=lambda m: None)
     loop, before, values = _run_steps(task)
     assert loop.accelerator.mixed_precision == "bf16"
     assert task.vae.dtype == torch.bfloat16 and task.reference_unet.dtype == torch.bfloat16  # frozen: half
@@ -45,7 +45,7 @@ def test_bf16_stage2_on_cpu_keeps_trainable_weights_fp32_and_trains(tiny_pipe, p
 def test_fp16_stage1_on_gpu_scales_gradients_of_fp32_weights(tiny_pipe, portrait_set, tmp_path):
     config = Stage1Config(output_dir=str(tmp_path), train_batch_size=1, max_steps=2, checkpoint_every=0,
                           learning_rate=1e-3, mixed_precision="fp16")
-    task = DiffusionTask(config, pipe=copy.deepcopy(tiny_pipe), dataset=portrait_set, report=lambda m: None)
+    task = DiffusionTask(config, pipe=fresh_copy(tiny_pipe), dataset=portrait_set, report=lambda m: None)
     loop, before, values = _run_steps(task)
     assert loop.accelerator.scaler is not None
     assert all(p.dtype == torch.float32 for p in loop.params)

@@ -13,6 +13,9 @@ from spf_train.config import Stage1Config
 from spf_train.data import PortraitDataset, make_training_set
 from spf_train.loop import LossTerm, TrainingLoop, checkpoint_steps
 from spf_train.stage1 import Stage1Task
+from train_fixtures import fresh_copy
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,7 @@ def _loop(tiny_pipe, dataset, out, hooks=()):
     # linear warm-up over the whole run, so a wrongly restored LR schedule changes the weights
     config = Stage1Config(output_dir=str(out), train_batch_size=1, max_steps=4, checkpoint_every=2, learning_rate=1e-3,
                           lr_scheduler="linear", lr_warmup_steps=3, seed=3, device="cpu")
-    return TrainingLoop(Stage1Task(config, pipe=copy.deepcopy(tiny_pipe), dataset=dataset), hooks=hooks, report=lambda m: None)
+    return TrainingLoop(Stage1Task(config, pipe=fresh_copy(tiny_pipe), dataset=dataset), hooks=hooks, report=lambda m: None)
 
 
 def _weights(loop):
@@ -106,7 +109,7 @@ def test_nan_loss_stops_with_step_and_term_and_keeps_last_good_checkpoint(tiny_p
 def test_gradient_accumulation_makes_one_optimizer_step_per_group_of_micro_batches(tiny_pipe, portrait_set, tmp_path):
     config = Stage1Config(output_dir=str(tmp_path), train_batch_size=1, gradient_accumulation_steps=2, max_steps=1,
                           checkpoint_every=0, learning_rate=1e-3, device="cpu")
-    task = Stage1Task(config, pipe=copy.deepcopy(tiny_pipe), dataset=portrait_set)
+    task = Stage1Task(config, pipe=fresh_copy(tiny_pipe), dataset=portrait_set)
     seen = []
     loop = TrainingLoop(task, hooks=(lambda ctx: seen.append(ctx.batch["index"].tolist()) or {},), report=lambda m: None)
     before = _weights(loop)

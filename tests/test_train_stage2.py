@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 import json
 
 import pytest
 import torch
 
-from spf_bench import zoo
 from spf_train.config import Stage1Config, Stage2Config
 from spf_train.data import PortraitDataset, make_training_set
 from spf_train.loop import TrainingLoop
@@ -16,6 +14,9 @@ from spf_train.models import load_pipeline
 from spf_train.stage1 import train_stage1
 from spf_train.stage2 import DualPathTask
 from spf_train.trainable import is_cross_attention_parameter
+from train_fixtures import fresh_copy
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 CAPTIONS = [("a woman, long hair", "wearing glasses"), ("a man, short hair", "in a hat"),
             ("an old man, a beard", "smiling"), ("a girl, curly hair", "with earrings")]
@@ -39,8 +40,8 @@ def sets(tiny_pipe, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def clip():
-    return zoo.load("clip", source="tiny")
+def clip(tiny_clip):
+    return tiny_clip
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +50,10 @@ def stage2_run(tiny_pipe, clip, sets, tmp_path_factory):
     root = tmp_path_factory.mktemp("stage2-run")
     stage1 = train_stage1(Stage1Config(output_dir=str(root / "s1"), train_batch_size=2, max_steps=2, checkpoint_every=0,
                                        learning_rate=1e-3, device="cpu"),
-                          pipe=copy.deepcopy(tiny_pipe), dataset=train, report=lambda m: None)
+                          pipe=fresh_copy(tiny_pipe), dataset=train, report=lambda m: None)
     config = Stage2Config(output_dir=str(root / "s2"), init_from=str(stage1), train_batch_size=2, max_steps=3,
                           checkpoint_every=0, learning_rate=1e-3, device="cpu")
-    task = DualPathTask(config, pipe=copy.deepcopy(tiny_pipe), dataset=train, clip=copy.deepcopy(clip), report=lambda m: None)
+    task = DualPathTask(config, pipe=fresh_copy(tiny_pipe), dataset=train, clip=fresh_copy(clip), report=lambda m: None)
     before = {"response": _snapshot(task.unet), "reference": _snapshot(task.reference_unet),
               "vae": _snapshot(task.vae), "text_encoder": _snapshot(task.text_encoder)}
     held_before = task.evaluate(held_out, seed=5, num_batches=1)
@@ -84,7 +85,7 @@ def test_lora_on_cross_attention_trains_only_lora_and_saves_a_merged_pipeline(ti
     train, _ = sets
     config = Stage2Config(output_dir=str(tmp_path / "lora-x"), trainable="lora-xattn", train_batch_size=1, max_steps=1,
                           checkpoint_every=0, learning_rate=1e-2, no_re=True, device="cpu")
-    task = DualPathTask(config, pipe=copy.deepcopy(tiny_pipe), dataset=train, clip=copy.deepcopy(clip), report=lambda m: None)
+    task = DualPathTask(config, pipe=fresh_copy(tiny_pipe), dataset=train, clip=fresh_copy(clip), report=lambda m: None)
     trainable = {n for n, p in task.unet.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n and ".attn2." in n for n in trainable)
     out = TrainingLoop(task, report=lambda m: None).run()
@@ -102,7 +103,7 @@ def test_cross_attention_adapter_starts_as_identity_trains_alone_and_reloads(tin
     train, _ = sets
     config = Stage2Config(output_dir=str(tmp_path / "adapter"), trainable="adapter-xattn", train_batch_size=1, max_steps=1,
                           checkpoint_every=0, learning_rate=1e-2, no_re=True, device="cpu")
-    task = DualPathTask(config, pipe=copy.deepcopy(tiny_pipe), dataset=train, clip=copy.deepcopy(clip), report=lambda m: None)
+    task = DualPathTask(config, pipe=fresh_copy(tiny_pipe), dataset=train, clip=fresh_copy(clip), report=lambda m: None)
     torch.manual_seed(0)
     z, t = torch.randn(1, 4, 8, 8), torch.tensor([300])
     text = torch.randn(1, 77, 32)
