@@ -13,7 +13,7 @@ import sys
 
 from .errors import SpfError
 
-COMMAND_MODULES = ("weights", "triples", "run", "evaluate", "report")
+COMMAND_MODULES = ("weights", "triples", "run", "evaluate", "report", "synth")
 
 
 def build_parser(prog: str, package: str, modules: tuple[str, ...], description: str) -> argparse.ArgumentParser:

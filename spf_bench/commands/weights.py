@@ -11,7 +11,7 @@ from ..zoo.checkpoints import count_parameters_in_file
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("weights", help="list the zoo's networks and the state of their weights")
-    p.add_argument("--weights", default="tiny", help="weight source: pretrained, random or tiny (default: tiny)")
+    p.add_argument("--weights", default="tiny", help="weight source: pretrained, random, tiny or synth (default: tiny)")
     p.add_argument("--network", action="append", help="only this network (repeatable)")
     p.add_argument("--check", action="store_true", help="exit non-zero when any file is missing, naming each")
     p.add_argument("--fetch", action="store_true", help="download missing pretrained files into SPF_WEIGHTS_DIR")
@@ -53,15 +53,21 @@ def _describe(network: registry.Network, source: str) -> tuple[list[str], str | 
     if source == "random":
         model = network.build_random(device=__import__("torch").device("meta"), dtype=__import__("torch").float32)
         return [network.name, source, "(built in memory)", "present", f"{_count_module(model):,}"], None
-    folder = registry.folder_for(network.name, source) if source == "tiny" else _pretrained_folder(network)
+    folder = registry.folder_for(network.name, source) if source in ("tiny", "synth") else _pretrained_folder(network)
+    label = source
+    if source == "synth":
+        from ..zoo import synth_source
+
+        # The world trains only some networks; say which ones are borrowed from the tiny zoo.
+        label = "synth" if synth_source.origin(network.name) == "synth" else "tiny (not trained by the world)"
     if folder is None:
         problem = f"'{network.name}': SPF_WEIGHTS_DIR is not set"
-        return [network.name, source, "SPF_WEIGHTS_DIR unset", "missing", "-"], problem
+        return [network.name, label, "SPF_WEIGHTS_DIR unset", "missing", "-"], problem
     missing = registry.missing_files(network, folder)
     if missing:
-        return [network.name, source, str(folder), "missing", "-"], registry.describe_missing(network, folder, missing)
+        return [network.name, label, str(folder), "missing", "-"], registry.describe_missing(network, folder, missing)
     count = sum(count_parameters_in_file(folder / f.path) for f in network.files if _is_weights(f.path))
-    return [network.name, source, str(folder), "present", f"{count:,}"], None
+    return [network.name, label, str(folder), "present", f"{count:,}"], None
 
 
 def _pretrained_folder(network: registry.Network):

@@ -90,8 +90,6 @@ def get_network(name: str) -> Network:
 def check_source(source: str) -> str:
     if source not in SOURCES:
         raise SpfError(f"Unknown weight source '{source}'; choose one of: {', '.join(SOURCES)}.")
-    if source == "synth":
-        raise SpfError("The weight source 'synth' (the trained synthetic portrait world) is not available in this version; use 'tiny', 'random' or 'pretrained'.")
     return source
 
 
@@ -160,13 +158,18 @@ def folder_for(name: str, source: str) -> Path | None:
         return ensure_tiny(network)
     if source == "pretrained":
         return pretrained_folder(name)
+    if source == "synth":
+        from . import synth_source
+
+        # The world trains only some networks; the others come from the tiny zoo.
+        return synth_source.folder(name) if synth_source.origin(name) == "synth" else ensure_tiny(network)
     return None
 
 
 # ----------------------------------------------------------------------------- loading
 
 def load(name: str, source: str = "tiny", device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> Any:
-    """Load network ``name`` with weights from ``source`` (``pretrained``, ``random``, ``tiny``)."""
+    """Load network ``name`` with weights from ``source`` (``pretrained``, ``random``, ``tiny``, ``synth``)."""
     check_source(source)
     network = get_network(name)
     device = torch.device(device)
@@ -178,6 +181,11 @@ def load(name: str, source: str = "tiny", device: str | torch.device = "cpu", dt
         if missing:
             raise WeightsMissingError(describe_missing(network, folder, missing))
         verify_lock(network, folder)
+    if source == "synth":
+        from . import synth_source
+
+        if synth_source.origin(name) == "synth":
+            synth_source.verify(name)
     return network.load_folder(folder, device=device, dtype=dtype)
 
 

@@ -1,0 +1,137 @@
+"""``spf-bench synth``: the synthetic portrait world.
+
+``synth train`` rebuilds every model of the world from seeds into a work folder (resumable:
+run it again after an interruption), writing the recipe, the figures and, with ``--ship``,
+copying the weights and their sha256 into the package. ``synth check`` verifies the shipped
+weights and measures them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import SpfError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("synth", help="train or check the synthetic portrait world")
+    sub = parser.add_subparsers(dest="synth_command", required=True, metavar="SYNTH_COMMAND")
+    train = sub.add_parser("train", help="train the world's models from seeds (resumable)")
+    train.add_argument("--work", type=Path, required=True, help="folder for the rendered set, checkpoints, log and trained weights")
+    train.add_argument("--stages", default="oracle,identity,clip,diffusion", help="comma-separated stages to run (default: all, in order)")
+    train.add_argument("--scale", type=float, default=1.0, help="multiply every stage's steps (for quick trials)")
+    train.add_argument("--train-images", type=int, default=None, help="size of the rendered training set (default: the recipe's)")
+    train.add_argument("--threads", type=int, default=1,
+                       help="torch threads (default 1: on a shared machine, more threads than free cores slow training down)")
+    train.add_argument("--ship", action="store_true", help="copy the finished weights and hashes into the package")
+    train.set_defaults(func=run_train)
+    check = sub.add_parser("check", help="verify the shipped weights' hashes and measure the oracle and the pipeline")
+    check.add_argument("--captions", type=int, default=64, help="random captions for the pipeline's accuracy (default 64)")
+    check.set_defaults(func=run_check)
+    lab = sub.add_parser("lab", help="measure semantic pollution: fine-tune on correlated data, compare methods")
+    lab.add_argument("--out", type=Path, required=True, help="folder for the sets, checkpoints, images and summary (resumable)")
+    lab.add_argument("--target", default="glasses=yes", help="ATTRIBUTE=VALUE every fine-tuning image shows (default glasses=yes)")
+    lab.add_argument("--spurious", default="background=green", help="ATTRIBUTE=VALUE correlated with it (default background=green)")
+    lab.add_argument("--methods", default=",".join(("naive", "control", "ours", "lora", "adalora")), help="comma-separated lab methods")
+    lab.add_argument("--steps", type=int, default=300, help="optimizer steps of every fine-tune (default 300)")
+    lab.add_argument("--train-images", type=int, default=64, help="images in the fine-tuning set (default 64)")
+    lab.add_argument("--prompts", type=int, default=100, help="base prompts each model draws (default 100)")
+    lab.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    lab.set_defaults(func=run_lab)
+
+
+def _recipe(args: argparse.Namespace):
+    from ..synth.recipe import Recipe
+
+    recipe = Recipe()
+    if args.scale != 1.0:
+        if args.scale <= 0:
+            raise SpfError(f"--scale must be positive, got {args.scale}.")
+        recipe = recipe.scaled(args.scale)
+    if args.train_images is not None:
+        if args.train_images < 8:
+            raise SpfError(f"--train-images must be at least 8, got {args.train_images}.")
+        recipe.train_images = args.train_images
+    return recipe
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..synth.world import STAGES, WorldTrainer
+
+    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise SpfError(f"Unknown stage '{unknown[0]}'; the stages are: {', '.join(STAGES)}.")
+    torch.set_num_threads(max(1, args.threads))
+    trainer = WorldTrainer(args.work, _recipe(args))
+    figures = trainer.run(stages)
+    (Path(args.work) / "figures.json").write_text(json.dumps(figures, indent=1) + "\n")
+    print(json.dumps(figures, indent=1))
+    if args.ship:
+        from ..synth.ship import ship
+
+        missing = [s for s in STAGES if not trainer.done(s)]
+        if missing:
+            raise SpfError(f"--ship needs every stage finished; still to run: {', '.join(missing)}.")
+        print(f"shipped to {ship(args.work, trainer.run(STAGES))}")
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from .. import zoo
+    from ..synth import measure
+    from ..synth.ship import load_shipped_oracle
+    from ..zoo import synth_source
+
+    oracle = load_shipped_oracle()
+    for name in synth_source.world_networks():
+        synth_source.verify(name)
+        print(f"{name}: hashes match")
+    acc = measure.oracle_accuracy(oracle)
+    print("oracle on 500 fresh renders: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()))
+    pipe = zoo.load("sd15", source="synth")
+    result = measure.pipeline_accuracy(pipe, oracle, n=args.captions)
+    print(f"pipeline: mean oracle accuracy {result['mean']:.3f} on {result['n']} captions (chance {result['chance']:.3f}, guidance {result['guidance']})")
+    print("  per attribute: " + ", ".join(f"{k} {v:.2f}" for k, v in result["per_attribute"].items()))
+    return 0
+
+
+def _pair(text: str, flag: str) -> tuple[str, str]:
+    from ..synth.attributes import BY_NAME
+
+    name, _, value = text.partition("=")
+    if name not in BY_NAME or value not in BY_NAME[name].values:
+        known = "; ".join(f"{a.name}: {', '.join(a.values)}" for a in BY_NAME.values())
+        raise SpfError(f"{flag} '{text}' is not ATTRIBUTE=VALUE of the synthetic world ({known}).")
+    return name, value
+
+
+def run_lab(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..synth.lab import METHODS, Lab, LabConfig
+    from ..synth.lab_sets import Correlation
+    from ..synth.ship import load_shipped_oracle
+    from ..zoo import synth_source
+
+    torch.set_num_threads(max(1, args.threads))
+    target, spurious = _pair(args.target, "--target"), _pair(args.spurious, "--spurious")
+    if target[0] == spurious[0]:
+        raise SpfError("--target and --spurious must name two different attributes.")
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise SpfError(f"Unknown lab method '{unknown[0]}'; the lab trains: {', '.join(METHODS)}.")
+    config = LabConfig(Correlation(*target, *spurious), train_images=args.train_images, steps=args.steps,
+                       prompts=args.prompts, methods=methods)
+    for name in ("sd15", "clip"):
+        synth_source.verify(name)
+    lab = Lab(args.out, config, synth_source.folder("sd15"), synth_source.folder("clip"))
+    summary = lab.measure(load_shipped_oracle())
+    print(json.dumps(summary["verdict"], indent=1))
+    print(f"summary: {Path(args.out) / 'summary.json'}, grid: {Path(args.out) / 'grid.png'}")
+    return 0
