@@ -56,6 +56,7 @@ class RunRequest:
     progress: bool = True
     report: object = print
     processes: object = None  # accelerate's PartialState when launched with several processes
+    networks: dict | None = None  # metric networks already loaded on these weights, by zoo name (shared, filled)
 
 
 def distributed_state():
@@ -88,7 +89,9 @@ def run_benchmark(req: RunRequest) -> dict:
         ts = _triple_set(req, out)
     req.report(f"triple set {ts.root}: {len(ts.triples)} triples ready in {time.perf_counter() - clock:.1f} s")
     results = {}
-    networks: dict = {}  # the metrics' networks, loaded once and shared by every method's scoring
+    # the metrics' networks, loaded once and shared by every method's scoring (and by the
+    # caller's later runs when it passes a dict of its own)
+    networks: dict = req.networks if req.networks is not None else {}
     for name in dict.fromkeys(req.methods):  # a method named twice runs once
         results[name] = run_method(req, ts, name, out / name, networks)
     if req.evaluate and _is_main(req):

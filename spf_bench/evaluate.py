@@ -167,7 +167,7 @@ BACKBONE_OF = {"FID": "inception", "LPIPS": "lpips", "ID": "face", "CLIP-I": "cl
 
 def make_backbones(options: EvalOptions, networks: dict[str, Any] | None = None) -> dict[str, Any]:
     """One backbone per network the chosen metrics need; ``networks`` injects loaded ones."""
-    networks = networks or {}
+    networks = networks if networks is not None else {}
     names = sorted({BACKBONE_OF[m] for m in options.metrics})
     backbones = {}
     for name in names:

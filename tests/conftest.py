@@ -17,7 +17,9 @@ _cache = os.environ.get("SPF_TEST_CACHE") or tempfile.mkdtemp(prefix="spf-test-c
 os.environ["SPF_CACHE"] = _cache
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-torch.set_num_threads(2)
+# Tiny models run microsecond-sized ops: a second thread only adds coordination cost, and
+# under any competing load it made these tests several times slower.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,9 @@ from spf_bench.generate import GenerationSettings, ImageCache, Job, generate, re
 from spf_bench.methods import MethodModel, build_method
 from spf_bench.triples import build_triple_set
 
+# tiny-network ops: one intra-op thread (see the single_thread fixture in conftest)
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 SETTINGS = GenerationSettings(sampler="ddim", steps=3, guidance=7.5, height=64, width=64)
 BATCH = 3
 

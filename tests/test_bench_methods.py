@@ -12,6 +12,9 @@ from spf_bench import methods
 from spf_bench.errors import SpfError
 from spf_bench.methods import build_method, get_method, known_methods, parse_checkpoint_args, read_methods_file
 
+# tiny-network ops: one intra-op thread (see the single_thread fixture in conftest)
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 TABLE_METHODS = ("base", "naive", "lora", "adalora", "ours", "ours-no-attn", "ours-no-unet", "ours-no-re",
                  "ours-no-sfcm", "ours-direct-clip", "stage2-full", "stage2-lora-xattn", "stage2-adapter-xattn",
                  "only-stage2")

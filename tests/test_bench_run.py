@@ -13,17 +13,23 @@ from spf_bench.bench_run import RunRequest, run_benchmark
 from spf_bench.generate import GenerationSettings
 from spf_bench.method_training import QuickTraining
 
+# tiny-network ops: one intra-op thread (see the single_thread fixture in conftest)
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 METRICS = ("FID", "LPIPS", "ID", "CLIP-I", "Seg-Cons", "CLIP-T", "HPSv2", "MPS")
 PER_PAIR = ("LPIPS", "ID", "CLIP-I", "Seg-Cons", "CLIP-T", "HPSv2", "MPS")
 
 
 @pytest.mark.slow
-def test_run_on_tiny_writes_leaderboard_with_all_eight_metrics(tmp_path, monkeypatch):
+def test_run_on_tiny_writes_leaderboard_with_all_eight_metrics(tmp_path, monkeypatch, tiny_networks):
     out = tmp_path / "runs"
     request = RunRequest(
-        methods=["base", "ours"], out=out, weights="tiny", n_triples=5, reconstruction=True,
-        settings=GenerationSettings("ddim", 3, 7.5, 64, 64), batch_size=5, progress=False,
+        methods=["base", "ours"], out=out, weights="tiny", n_triples=3, reconstruction=True,
+        settings=GenerationSettings("ddim", 2, 7.5, 64, 64), batch_size=3, progress=False,
         quick=QuickTraining(steps=1, n_images=2, image_steps=2), report=lambda *_: None,
+        # the smallest SAM prompt grid and bootstrap keep every metric's code path whole
+        eval_options={"sam_points_per_side": 2, "n_bootstrap": 50, "fid_bootstrap": 5},
+        networks=tiny_networks,  # the session's loaded metric networks (loaded here when missing)
     )
     run_benchmark(request)
 
@@ -34,7 +40,7 @@ def test_run_on_tiny_writes_leaderboard_with_all_eight_metrics(tmp_path, monkeyp
         assert all(m in row for m in METRICS)
         with open(out / method / "per_pair.csv", newline="") as handle:
             pairs = list(csv.DictReader(handle))
-        assert len(pairs) == 5
+        assert len(pairs) == 3
         for metric in METRICS:
             value = float(row[metric])
             # a number, or NaN only where every pair says why

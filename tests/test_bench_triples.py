@@ -11,6 +11,9 @@ from spf_bench.errors import SpfError
 from spf_bench.generate import GenerationSettings
 from spf_bench.triples import MANIFEST, build_triple_set, load_triple_set, read_manifest
 
+# tiny-network ops: one intra-op thread (see the single_thread fixture in conftest)
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 SETTINGS = GenerationSettings(sampler="ddim", steps=3, guidance=7.5, height=64, width=64)
 N, BATCH = 4, 2
 

@@ -14,6 +14,9 @@ from spf_bench.magnet import (
 )
 from spf_bench.methods import BuildRequest, build_base
 
+# tiny-network ops: one intra-op thread (see the single_thread fixture in conftest)
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 BASE = "a photo of a young woman, long brown hair, in a park"
 TARGET = "wearing round glasses"
 PROMPT = join_caption(BASE, TARGET)

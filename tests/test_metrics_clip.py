@@ -14,6 +14,9 @@ from spf_bench.metrics import ClipImageSimilarity, ClipTextAlignment, clip_image
 from spf_bench.metrics.backbones import make_backbone
 from test_metrics_support import portrait
 
+# one intra-op thread (see the single_thread fixture in conftest)
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 CAPTIONS = ["wearing round glasses", "with curly red hair", "smiling broadly"]
 
 

@@ -18,6 +18,9 @@ from spf_bench.metrics import METRIC_ORDER, SmallSetWarning
 from spf_bench.metrics.backbones import BACKBONES
 from test_metrics_support import make_method_run, make_triple_set, portrait
 
+# one intra-op thread (see the single_thread fixture in conftest)
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 FAST = ("FID", "LPIPS", "ID", "CLIP-I", "CLIP-T")
 RECORD_KEYS = {"implementation", "version", "weights", "weights_sha256", "preprocessing", "batch_size", "n", "seeds",
                "device", "libraries", "backbone"}
@@ -49,10 +52,10 @@ def _quiet(**kwargs):
         return evaluate_run(progress=False, **kwargs)
 
 
-def test_all_eight_metrics_in_documented_format(triple_set, tmp_path):
+def test_all_eight_metrics_in_documented_format(triple_set, tmp_path, tiny_networks):
     run = make_method_run(tmp_path / "out", triple_set, method="alpha")
     result = _quiet(triples_dir=triple_set, images_dir=run, weights="tiny", batch_size=3, sam_points_per_side=2,
-                    n_bootstrap=200, fid_bootstrap=20, cache=FeatureCache(tmp_path / "cache"))
+                    n_bootstrap=200, fid_bootstrap=20, cache=FeatureCache(tmp_path / "cache"), networks=tiny_networks)
     with open(run / "per_pair.csv", newline="") as handle:
         reader = csv.DictReader(handle)
         rows = list(reader)
@@ -83,15 +86,14 @@ def test_all_eight_metrics_in_documented_format(triple_set, tmp_path):
     assert abs(per_pair_mean - summary["metrics"]["CLIP-I"]["value"]) < 1e-12
 
 
-def test_inception_features_are_those_torchmetrics_fid_accumulates(triple_set, tmp_path):
+def test_inception_features_are_those_torchmetrics_fid_accumulates(triple_set, tmp_path, tiny_networks):
     """Our Inception path (decode, uint8 NCHW, zoo network) feeds FID exactly what torchmetrics' FID sums."""
     from torchmetrics.image.fid import FrechetInceptionDistance as TorchmetricsFID
 
-    from spf_bench import zoo
     from spf_bench.images import read_image
     from spf_bench.metrics.backbones import make_backbone
 
-    net = zoo.load("inception", source="tiny")
+    net = tiny_networks.get("inception")  # zoo.load("inception", source="tiny"), shared by the session
     paths = sorted((triple_set / "originals").glob("*.png"))
     images = [read_image(p)[0] for p in paths]
     ours = np.stack([f["pool"] for f in make_backbone("inception", "tiny", network=net).encode(images)]).astype(np.float64)
@@ -101,24 +103,24 @@ def test_inception_features_are_those_torchmetrics_fid_accumulates(triple_set, t
     assert np.allclose(reference.real_features_cov_sum.numpy(), ours.T @ ours, rtol=1e-6, atol=1e-6)
 
 
-def test_second_method_reuses_cached_originals(triple_set, tmp_path, encoded):
+def test_second_method_reuses_cached_originals(triple_set, tmp_path, encoded, tiny_networks):
     cache = FeatureCache(tmp_path / "cache")
     first = make_method_run(tmp_path / "out", triple_set, method="first", shift=1)
     second = make_method_run(tmp_path / "out", triple_set, method="second", shift=3)
     a = _quiet(triples_dir=triple_set, images_dir=first, metrics=("FID", "CLIP-I", "CLIP-T", "LPIPS"), n_bootstrap=50,
-               fid_bootstrap=5, cache=cache)
+               fid_bootstrap=5, cache=cache, networks=tiny_networks)
     # Each image once per backbone: CLIP-I and CLIP-T share the CLIP image features.
     assert encoded == {"inception": 8, "clip": 8, "lpips": 8}
     encoded.clear()
     b = _quiet(triples_dir=triple_set, images_dir=second, metrics=("FID", "CLIP-I", "CLIP-T", "LPIPS"), n_bootstrap=50,
-               fid_bootstrap=5, cache=cache)
+               fid_bootstrap=5, cache=cache, networks=tiny_networks)
     # Originals come from the cache; LPIPS activations are recomputed by design (not cacheable).
     assert encoded == {"inception": 4, "clip": 4, "lpips": 8}
     for name in ("FID", "CLIP-I", "LPIPS"):  # same settings: comparable records
         assert b.summary["metrics"][name]["record"]["fingerprint"] == a.summary["metrics"][name]["record"]["fingerprint"]
     encoded.clear()
     again = _quiet(triples_dir=triple_set, images_dir=second, metrics=("FID", "CLIP-I", "CLIP-T", "LPIPS"), n_bootstrap=50,
-                   fid_bootstrap=5, cache=cache)
+                   fid_bootstrap=5, cache=cache, networks=tiny_networks)
     assert encoded == {"lpips": 8}
     for name in ("FID", "CLIP-I", "LPIPS"):
         assert again.summary["metrics"][name]["value"] == pytest.approx(b.summary["metrics"][name]["value"], rel=1e-9)

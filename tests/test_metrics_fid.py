@@ -11,6 +11,9 @@ import torch
 from spf_bench.metrics import FrechetInceptionDistance, SmallSetWarning, frechet_distance
 from spf_bench.metrics.fid import _fid_compute, _fid_from_features_lowrank, _fid_update, _mean_cov
 
+# one intra-op thread (see the single_thread fixture in conftest)
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 REL = 1e-4
 
 

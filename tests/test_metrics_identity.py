@@ -14,6 +14,9 @@ from spf_bench.metrics.backbones import make_backbone
 from spf_bench.zoo.registry import folder_for
 from test_metrics_support import portrait
 
+# one intra-op thread (see the single_thread fixture in conftest)
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 @pytest.fixture(scope="module")
 def faces():

@@ -13,6 +13,9 @@ from spf_bench.metrics import preprocess
 from spf_bench.metrics.backbones import make_backbone
 from test_metrics_support import portrait
 
+# one intra-op thread (see the single_thread fixture in conftest)
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 @pytest.fixture(scope="module")
 def lpips_net():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -14,6 +15,9 @@ from spf_bench.metrics.backbones import make_backbone
 from spf_bench.zoo.networks import hps as hps_network
 from spf_bench.zoo.registry import folder_for
 from test_metrics_support import portrait
+
+# one intra-op thread (see the single_thread fixture in conftest)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 PROMPTS = ["a photo of a person, wearing round glasses", "a photo of a person, smiling"]
 

@@ -11,6 +11,9 @@ from spf_bench.images import read_image
 from spf_bench.metrics import preprocess
 from test_metrics_support import portrait
 
+# one intra-op thread (see the single_thread fixture in conftest)
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 def test_grayscale_is_replicated(tmp_path):
     gray = np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) % 256

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from spf_bench import zoo
 from spf_bench.metrics import SegmentationConsistency, segmentation_consistency
 from spf_bench.metrics.backbones import SamBackbone, make_backbone
 from test_metrics_support import portrait
+
+# one intra-op thread (see the single_thread fixture in conftest)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_iou_arithmetic():

@@ -14,6 +14,9 @@ from spf_train.tokencompose_losses import (
     group_losses, grounding_mass, inside_fraction, masks_at, pixel_loss, token_loss,
 )
 
+# tiny-network ops: one intra-op thread (see the single_thread fixture in conftest)
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 # ----------------------------------------------------------------------------- hand-made maps
 
 # A 2x2 grid (U = 4 pixels), 4 text tokens, 2 heads; the phrase is token 1, its mask the top row.
