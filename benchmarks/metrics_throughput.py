@@ -25,8 +25,6 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
-
 import numpy as np
 import torch
 from PIL import Image
@@ -85,39 +83,12 @@ def ref_clip_i(bundle, originals, customized, device):
         return float((embed(originals) * embed(customized)).sum(-1).mean())
 
 
-class _OpenClipAsHf(torch.nn.Module):
-    """Our open_clip model behind the two methods CLIPScore calls on a HF CLIPModel."""
-
-    def __init__(self, bundle) -> None:
-        super().__init__()
-        self.bundle = bundle
-        self.config = SimpleNamespace(text_config=SimpleNamespace(max_position_embeddings=77))
-
-    def get_image_features(self, pixel_values):
-        return self.bundle.model.encode_image(pixel_values)
-
-    def get_text_features(self, input_ids, attention_mask=None):
-        return self.bundle.model.encode_text(input_ids)
-
-
-class _OpenClipProcessor:
-    """CLIP's own transform and tokenizer behind CLIPScore's processor interface."""
-
-    def __init__(self, bundle) -> None:
-        self.bundle = bundle
-
-    def __call__(self, images=None, text=None, return_tensors="pt", padding=True):
-        if images is not None:
-            return {"pixel_values": torch.stack([self.bundle.preprocess(Image.fromarray(i.permute(1, 2, 0).numpy()))
-                                                 for i in images])}
-        ids = self.bundle.tokenizer(text)
-        return {"input_ids": ids, "attention_mask": (ids != 0).long()}
-
-
 def ref_clip_t(bundle, customized, captions, device):
     from torchmetrics.multimodal.clip_score import CLIPScore
 
-    model, processor = _OpenClipAsHf(bundle), _OpenClipProcessor(bundle)
+    from spf_bench.metrics.clipscore_bridge import clipscore_model_and_processor
+
+    model, processor = clipscore_model_and_processor(bundle)
     score = CLIPScore(model_name_or_path=lambda: (model, processor)).to(device)
     with torch.no_grad():
         score.update([torch.from_numpy(i.copy()).permute(2, 0, 1).to(device) for i in customized], captions)

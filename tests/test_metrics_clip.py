@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
+
 from PIL import Image
 
 from spf_bench import zoo
 from spf_bench.metrics import ClipImageSimilarity, ClipTextAlignment, clip_image_similarity, clip_text_alignment
 from spf_bench.metrics.backbones import make_backbone
+from spf_bench.metrics.clipscore_bridge import clipscore_model_and_processor
 from test_metrics_support import portrait
 
 # one intra-op thread (see the single_thread fixture in conftest)
@@ -71,36 +71,6 @@ def test_clip_t_agrees_with_direct_open_clip(bundle, images):
     assert metric.caption == "full" and abs(float(metric.compute()) - float(expected.mean())) < 1e-5
 
 
-class _OpenClipAsHf(torch.nn.Module):
-    """Our open_clip model behind the two methods torchmetrics' CLIPScore calls on a HF CLIPModel."""
-
-    def __init__(self, bundle) -> None:
-        super().__init__()
-        self.bundle = bundle
-        # CLIPScore reads the text length limit from a HF config; open_clip's context is 77.
-        self.config = SimpleNamespace(text_config=SimpleNamespace(max_position_embeddings=77))
-
-    def get_image_features(self, pixel_values):
-        return self.bundle.model.encode_image(pixel_values)
-
-    def get_text_features(self, input_ids, attention_mask=None):
-        return self.bundle.model.encode_text(input_ids)
-
-
-class _OpenClipProcessor:
-    """CLIP's own transform and tokenizer behind the processor interface CLIPScore uses."""
-
-    def __init__(self, bundle) -> None:
-        self.bundle = bundle
-
-    def __call__(self, images=None, text=None, return_tensors="pt", padding=True):
-        if images is not None:
-            pil = [Image.fromarray(i.permute(1, 2, 0).numpy()) for i in images]
-            return {"pixel_values": torch.stack([self.bundle.preprocess(p) for p in pil])}
-        ids = self.bundle.tokenizer(text)
-        return {"input_ids": ids, "attention_mask": (ids != 0).long()}
-
-
 def test_clip_t_is_torchmetrics_clipscore_over_100(bundle, images):
     """CLIPScore takes a callable returning (model, processor), so it runs on the very same model.
 
@@ -112,7 +82,7 @@ def test_clip_t_is_torchmetrics_clipscore_over_100(bundle, images):
 
     customized = images[1]
     as_tensors = [torch.from_numpy(i.copy()).permute(2, 0, 1).contiguous() for i in customized]
-    model, processor = _OpenClipAsHf(bundle), _OpenClipProcessor(bundle)
+    model, processor = clipscore_model_and_processor(bundle)
     with torch.no_grad():
         per_pair, n = _clip_score_update(as_tensors, CAPTIONS, model, processor)
     backbone = make_backbone("clip", "tiny", network=bundle)

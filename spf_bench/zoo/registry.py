@@ -125,22 +125,15 @@ def tiny_folder(name: str) -> Path:
     return paths.cache_dir() / f"tiny-v{TINY_FORMAT_VERSION}" / name
 
 
-def ensure_tiny(network: Network) -> Path:
-    """Build the tiny weights of ``network`` into the cache unless already complete.
+def build_folder_atomically(folder: Path, write: Callable[[Path], None]) -> Path:
+    """Run ``write`` into a temporary sibling of ``folder``, then rename it into place.
 
-    Built in a temporary sibling folder and renamed into place, so a build that is killed
-    half-way never leaves a folder that looks complete.
+    A build that is killed half-way therefore never leaves a folder that looks complete.
     """
-    folder = tiny_folder(network.name)
-    if (folder / _COMPLETE_MARKER).is_file():
-        return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{network.name}-", dir=folder.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        with torch.random.fork_rng(devices=[]):
-            network.write_tiny(tmp)
-        hashes = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
-        (tmp / _COMPLETE_MARKER).write_text(json.dumps({"format": TINY_FORMAT_VERSION, "sha256": hashes}, indent=1, sort_keys=True))
+        write(tmp)
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
@@ -148,6 +141,21 @@ def ensure_tiny(network: Network) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def ensure_tiny(network: Network) -> Path:
+    """Build the tiny weights of ``network`` into the cache unless already complete."""
+    folder = tiny_folder(network.name)
+    if (folder / _COMPLETE_MARKER).is_file():
+        return folder
+
+    def write(tmp: Path) -> None:
+        with torch.random.fork_rng(devices=[]):
+            network.write_tiny(tmp)
+        hashes = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        (tmp / _COMPLETE_MARKER).write_text(json.dumps({"format": TINY_FORMAT_VERSION, "sha256": hashes}, indent=1, sort_keys=True))
+
+    return build_folder_atomically(folder, write)
 
 
 def folder_for(name: str, source: str) -> Path | None:

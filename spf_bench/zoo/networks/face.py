@@ -37,9 +37,6 @@ provider when onnxruntime has one, its CPU provider otherwise.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +48,7 @@ from torch import nn
 
 from ...errors import SpfError, WeightsCorruptError
 from .. import paths
-from ..registry import TINY_FORMAT_VERSION, Network, WeightFile, register
+from ..registry import TINY_FORMAT_VERSION, Network, WeightFile, build_folder_atomically, register
 
 BUFFALO_L_URL = "https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip"
 DET_FILE = "det_10g.onnx"
@@ -347,19 +344,11 @@ def _random_folder() -> Path:
     folder = paths.cache_dir() / f"random-v{TINY_FORMAT_VERSION}" / "face"
     if (folder / REC_FILE).is_file() and (folder / DET_FILE).is_file():
         return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    # Built beside its final place and renamed, so an interrupted build is never mistaken for a finished one.
-    tmp = Path(tempfile.mkdtemp(prefix=".face-", dir=folder.parent))
-    try:
+    def write(tmp: Path) -> None:
         _write_detector(tmp / DET_FILE)
         _write_recognizer(_seeded_iresnet50(), tmp / REC_FILE)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+
+    return build_folder_atomically(folder, write)
 
 
 def build_random(device: torch.device, dtype: torch.dtype) -> FaceModels | FaceArchitectures:
