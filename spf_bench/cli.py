@@ -30,8 +30,38 @@ def build_parser(prog: str, package: str, modules: tuple[str, ...], description:
     return parser
 
 
+def quiet_libraries() -> None:
+    """Keep the libraries' loading chatter out of the suite's own progress output.
+
+    diffusers and transformers print a progress bar per component loaded and advice meant
+    for their own users; hpsv2's bundled open_clip imports a deprecated timm path. The
+    suite shows its own progress bars for the work that takes time.
+    """
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Importing from timm.models.layers is deprecated", category=FutureWarning)
+    # The suite's own warnings (a small FID set, a resized image) are sentences for users:
+    # print them as such, without the source line Python appends for developers.
+    warnings.showwarning = lambda message, category, *_args, **_kw: print(f"warning: {message}", file=sys.stderr)
+    try:
+        from diffusers.utils import logging as diffusers_logging
+
+        diffusers_logging.set_verbosity_error()
+        diffusers_logging.disable_progress_bar()
+    except ImportError:
+        pass
+    try:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
 def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
+    quiet_libraries()
     try:
         return int(args.func(args) or 0)
     except SpfError as exc:
