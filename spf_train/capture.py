@@ -43,6 +43,33 @@ def base_token_mask(base_lengths: torch.Tensor, n_tokens: int) -> torch.Tensor:
     return positions[None, :] < base_lengths[:, None]
 
 
+def enter_attention(attn, hidden_states, temb):
+    """diffusers' processor preamble: spatial norm and [B, C, H, W] -> [B, HW, C] tokens.
+
+    Returns the token-layout hidden states, the residual and the 4-D shape (or None) that
+    :func:`leave_attention` needs; shared by every processor that re-does attention to watch it.
+    """
+    residual = hidden_states
+    if attn.spatial_norm is not None:
+        hidden_states = attn.spatial_norm(hidden_states, temb)
+    shape = None
+    if hidden_states.ndim == 4:
+        shape = hidden_states.shape
+        b, c, height, width = shape
+        hidden_states = hidden_states.view(b, c, height * width).transpose(1, 2)
+    return hidden_states, residual, shape
+
+
+def leave_attention(attn, out, residual, shape):
+    """diffusers' processor epilogue: output projection, back to 4-D, residual and rescale."""
+    out = attn.to_out[1](attn.to_out[0](out))
+    if shape is not None:
+        out = out.transpose(-1, -2).reshape(*shape)
+    if attn.residual_connection:
+        out = out + residual
+    return out / attn.rescale_output_factor
+
+
 class CrossAttentionCapture:
     """Attention processor for one ``attn2`` layer, writing into a shared record."""
 
@@ -52,13 +79,7 @@ class CrossAttentionCapture:
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
         record = self.record
-        residual = hidden_states
-        if attn.spatial_norm is not None:
-            hidden_states = attn.spatial_norm(hidden_states, temb)
-        input_ndim = hidden_states.ndim
-        if input_ndim == 4:
-            b, c, height, width = hidden_states.shape
-            hidden_states = hidden_states.view(b, c, height * width).transpose(1, 2)
+        hidden_states, residual, shape = enter_attention(attn, hidden_states, temb)
         if attn.group_norm is not None:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
         record.hidden[self.name] = hidden_states
@@ -89,12 +110,7 @@ class CrossAttentionCapture:
             record.variant[self.name] = base_scores.softmax(dim=-1) @ value
 
         out = out.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim).to(query.dtype)
-        out = attn.to_out[1](attn.to_out[0](out))
-        if input_ndim == 4:
-            out = out.transpose(-1, -2).reshape(b, c, height, width)
-        if attn.residual_connection:
-            out = out + residual
-        return out / attn.rescale_output_factor
+        return leave_attention(attn, out, residual, shape)
 
 
 def cross_attention_names(unet) -> list[str]:

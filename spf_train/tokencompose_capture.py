@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .capture import enter_attention, leave_attention
 from .tokencompose_config import PLACES
 
 
@@ -76,13 +77,7 @@ class ProbabilityRecorder:
         self.store = store
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
-        residual = hidden_states
-        if attn.spatial_norm is not None:
-            hidden_states = attn.spatial_norm(hidden_states, temb)
-        input_ndim = hidden_states.ndim
-        if input_ndim == 4:
-            batch, channel, height, width = hidden_states.shape
-            hidden_states = hidden_states.view(batch, channel, height * width).transpose(1, 2)
+        hidden_states, residual, shape = enter_attention(attn, hidden_states, temb)
         batch, queries, _ = hidden_states.shape
         context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
         attention_mask = attn.prepare_attention_mask(attention_mask, context.shape[1], batch)
@@ -99,12 +94,7 @@ class ProbabilityRecorder:
         self.store.layers.append(LayerProbs(self.name, self.place, h, w, probs.view(batch, attn.heads, queries, -1)))
 
         out = attn.batch_to_head_dim(torch.bmm(probs, value))
-        out = attn.to_out[1](attn.to_out[0](out))
-        if input_ndim == 4:
-            out = out.transpose(-1, -2).reshape(batch, channel, height, width)
-        if attn.residual_connection:
-            out = out + residual
-        return out / attn.rescale_output_factor
+        return leave_attention(attn, out, residual, shape)
 
 
 @contextmanager
