@@ -8,7 +8,7 @@ and writes the leaderboard.
 ``OUT/<method>/images`` (and ``reconstruction``) are filled from the generation cache, then
 scored by :func:`spf_bench.evaluate.evaluate_run`, then ``OUT/leaderboard.*`` is rewritten
 from every method run in OUT. Without a given triple set one is built in ``OUT/triples``;
-without a given checkpoint a small one is trained on the tiny weights (cached).
+without a given checkpoint a small one is trained on the tiny or synth weights (cached).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from .base_model import base_sha256, dtype_name, parse_dtype
-from .captions import compose_triples
+from .captions import compose_for
 from .errors import SpfError
 from .generate import GenerationSettings, Job, fill_cache, generate, link_atomic, write_atomic
 from .method_training import QuickTraining, checkpoint_for
@@ -109,7 +109,7 @@ def _triple_set(req: RunRequest, out: Path) -> TripleSet:
         n = req.n_triples if req.n_triples is not None else DEFAULT_TRIPLES.get(req.weights, 10)
         settings = req.settings or settings_for(req.weights)
         dtype = parse_dtype(req.dtype or "float32")
-        build_triple_set(folder, compose_triples(n, seed=req.triple_seed), weights=req.weights, settings=settings,
+        build_triple_set(folder, compose_for(req.weights, n, seed=req.triple_seed), weights=req.weights, settings=settings,
                          seed_policy=f"composed captions and per-triple seeds from seed {req.triple_seed}",
                          batch_size=req.batch_size, device=req.device, dtype=dtype, progress=req.progress)
         ts = load_triple_set(folder)
@@ -195,12 +195,12 @@ def _run_record(req, ts: TripleSet, name, model: MethodModel, checkpoint, dtype,
 
 
 def _score(req: RunRequest, ts: TripleSet, folder: Path, record: dict, networks: dict) -> dict:
-    from .evaluate import BACKBONE_OF, evaluate_run, write_outputs
+    from .evaluate import evaluate_run, write_outputs, zoo_networks_for
     from .metrics import METRIC_ORDER
     from .zoo import load
 
-    for metric in req.eval_options.get("metrics", METRIC_ORDER):
-        name = BACKBONE_OF[metric]
+    # The world's oracle is not a zoo network: the evaluator loads it and adds it to ``networks``.
+    for name in zoo_networks_for(req.eval_options.get("metrics", METRIC_ORDER)):
         if name not in networks:
             networks[name] = load(name, source=req.weights, device=req.device)
     common = dict(weights=req.weights, method=record["method"], checkpoint_sha256=record["checkpoint_sha256"],

@@ -1,5 +1,8 @@
 """Test triples' captions: composed from the portrait vocabulary, or read from a user's file.
 
+(On ``--weights synth`` :func:`compose_for` composes them in the synthetic world's words
+instead; see ``spf_bench.synth.triples``.)
+
 A composed set is deterministic for its seed and *prefix-stable*: the first ``k`` triples of
 a set of ``n`` are the set of ``k`` (each triple draws from its own seeded generator), so a
 larger set extends a smaller one instead of reshuffling it. Categories take turns, so every
@@ -66,6 +69,17 @@ def compose_triples(n: int, seed: int = 0) -> list[Triple]:
         base = compose_base(target, rng)
         triples.append(Triple(triple_id(index), category, base, target.text, rng.randrange(SEED_RANGE)))
     return triples
+
+
+def compose_for(weights: str, n: int, seed: int = 0) -> list[Triple]:
+    """The composed set a weight source's text encoder understands: the synthetic world's
+    own captions on ``synth`` (its encoder has seen nothing else), the portrait vocabulary
+    on every other source."""
+    if weights == "synth":
+        from .synth.triples import compose_synth_triples  # imported here: it imports this module
+
+        return compose_synth_triples(n, seed)
+    return compose_triples(n, seed)
 
 
 def _shuffled(items, rng: random.Random) -> list:

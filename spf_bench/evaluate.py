@@ -5,12 +5,15 @@ runs each needed backbone once per batch (originals' features from the on-disk c
 feeds all metrics; :func:`summarise` turns per-pair values into means, paired-bootstrap 95%
 intervals, a per-category breakdown, the face-found rate and a record per score.
 :func:`evaluate_run` does the three and writes ``per_pair.csv`` and ``summary.json`` in the
-layout of ``docs/formats.md``.
+layout of ``docs/formats.md``. Under the ``synth`` weights it also scores the synthetic
+world's exact metrics (:mod:`spf_bench.metrics.world`) through the same machinery; under any
+other weights they are not scored and have no column.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -19,7 +22,7 @@ import os
 import platform
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -32,8 +35,9 @@ from .captions import full_caption
 from .errors import SpfError
 from .features_cache import FeatureCache
 from .images import read_image
-from .metrics import METRIC_ORDER, METRICS, PER_PAIR_METRICS, frechet_distance
-from .metrics import bootstrap, preprocess
+from .metrics import (ALL_METRIC_ORDER, ALL_METRICS, METRIC_ORDER, METRICS, PER_PAIR_METRICS, WORLD_METRIC_ORDER,
+                      frechet_distance)
+from .metrics import bootstrap, preprocess, world
 from .metrics.backbones import SamBackbone, make_backbone
 
 PER_PAIR_COLUMNS = ("id", "category", *PER_PAIR_METRICS, "face_found", "reason")
@@ -57,11 +61,19 @@ class EvalOptions:
     sam_points_per_side: int = 16
     use_cache: bool = True
     cache_customized: bool = True  # also cache customized images' features: reruns resume
+    world_metrics: bool = True  # under synth, add the world's exact metrics to the chosen ones
+
+    def resolved(self) -> EvalOptions:
+        """These options with the metrics a run really scores (the world's join under synth)."""
+        self.check()
+        group_of = {name: cls.group for name, cls in METRICS.items()}
+        return replace(self, metrics=world.scored_metrics(self.metrics, self.weights, group_of, self.world_metrics))
 
     def check(self) -> None:
-        unknown = [m for m in self.metrics if m not in METRICS]
+        unknown = [m for m in self.metrics if m not in ALL_METRICS]
         if unknown:
-            raise SpfError(f"Unknown metric(s) {', '.join(unknown)}; known metrics are: {', '.join(METRIC_ORDER)}.")
+            raise SpfError(f"Unknown metric(s) {', '.join(unknown)}; known metrics are: {', '.join(METRIC_ORDER)} "
+                           f"and, under --weights synth, {', '.join(WORLD_METRIC_ORDER)}.")
         if self.clip_t_caption not in ("target", "full"):
             raise SpfError(f"CLIP-T caption must be 'target' or 'full', not '{self.clip_t_caption}'.")
         if self.batch_size < 1 or self.n_bootstrap < 1 or self.fid_bootstrap < 1:
@@ -163,12 +175,23 @@ def load_pairs(triples_dir: Path, images_dir: Path) -> list[Pair]:
 
 BACKBONE_OF = {"FID": "inception", "LPIPS": "lpips", "ID": "face", "CLIP-I": "clip", "CLIP-T": "clip",
                "Seg-Cons": "sam", "HPSv2": "hps", "MPS": "mps"}
+NOT_IN_ZOO = ("oracle",)  # the world's attribute oracle ships with the package, outside the zoo
+
+
+def backbone_of(metric: str) -> str:
+    """The backbone (zoo network name, or ``oracle``) whose features ``metric`` reads."""
+    return BACKBONE_OF.get(metric) or ALL_METRICS[metric].backbones[0]
+
+
+def zoo_networks_for(metrics: Iterable[str]) -> tuple[str, ...]:
+    """The zoo networks ``metrics`` need, for a caller that loads them once to share them."""
+    return tuple(sorted({backbone_of(m) for m in metrics} - set(NOT_IN_ZOO)))
 
 
 def make_backbones(options: EvalOptions, networks: dict[str, Any] | None = None) -> dict[str, Any]:
     """One backbone per network the chosen metrics need; ``networks`` injects loaded ones."""
     networks = networks if networks is not None else {}
-    names = sorted({BACKBONE_OF[m] for m in options.metrics})
+    names = sorted({backbone_of(m) for m in options.metrics})
     backbones = {}
     for name in names:
         extra = {"points_per_side": options.sam_points_per_side} if name == "sam" else {}
@@ -237,7 +260,7 @@ def _make_metrics(options: EvalOptions, backbones) -> dict[str, Any]:
         elif name == "CLIP-T":
             metrics[name] = METRICS[name](caption=options.clip_t_caption)
         else:
-            metrics[name] = METRICS[name]()
+            metrics[name] = ALL_METRICS[name]()
     return metrics
 
 
@@ -251,8 +274,13 @@ def _update_metrics(metrics, backbones, batch, images_c, feats, fid_store, optio
         for fo, fc in zip(*feats["lpips"]):
             stages = sorted(fo)
             metrics["LPIPS"].update([torch.as_tensor(fo[k]) for k in stages], [torch.as_tensor(fc[k]) for k in stages])
-    if "ID" in metrics:
-        metrics["ID"].update(_stack(feats["face"][0], "embedding"), _stack(feats["face"][1], "embedding"))
+    for name in ("ID", "ID-Pres"):  # the same face embeddings; ID-Pres only under synth
+        if name in metrics:
+            metrics[name].update(_stack(feats["face"][0], "embedding"), _stack(feats["face"][1], "embedding"))
+    for name in world.ORACLE_METRICS:
+        if name in metrics:
+            metrics[name].update(_stack(feats["oracle"][0], "labels"), _stack(feats["oracle"][1], "labels"),
+                                 [p.target_caption for p in batch])
     if "CLIP-I" in metrics:
         metrics["CLIP-I"].update(_stack(feats["clip"][0], "image"), _stack(feats["clip"][1], "image"))
     if "CLIP-T" in metrics:
@@ -345,7 +373,10 @@ def score_pairs(pairs: list[Pair], options: EvalOptions, backbones: dict[str, An
 
 # ----------------------------------------------------------------------------- aggregation
 
-def library_versions() -> dict[str, str | None]:
+@functools.lru_cache(maxsize=1)
+def _installed_versions() -> tuple[tuple[str, str | None], ...]:
+    # Reading package metadata scans site-packages (about a third of a second per record on
+    # a loaded machine), and installed versions do not change within one process.
     versions = {}
     for name in LIBRARIES:
         try:
@@ -353,7 +384,11 @@ def library_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     versions["python"] = platform.python_version()
-    return versions
+    return tuple(versions.items())
+
+
+def library_versions() -> dict[str, str | None]:
+    return dict(_installed_versions())
 
 
 def _device_description(device: str) -> str:
@@ -365,9 +400,10 @@ def _device_description(device: str) -> str:
 
 def metric_record(name: str, scores: Scores, options: EvalOptions, n: int, n_resamples: int) -> dict:
     """Everything two values must share to be comparable."""
-    cls = METRICS[name]
-    backbone = scores.identities[BACKBONE_OF[name]]
-    metric_options = {"size_policy": preprocess.SIZE_POLICY, "alpha_background": list(preprocess.ALPHA_BACKGROUND)}
+    cls = ALL_METRICS[name]
+    backbone = scores.identities[backbone_of(name)]
+    metric_options = {"size_policy": preprocess.SIZE_POLICY, "alpha_background": list(preprocess.ALPHA_BACKGROUND),
+                      **getattr(cls, "record_options", {})}
     if name == "CLIP-T":
         metric_options["caption"] = options.clip_t_caption
     if name in ("HPSv2", "MPS"):
@@ -416,7 +452,7 @@ def summarise(scores: Scores, options: EvalOptions, identity: dict) -> tuple[lis
     indices = bootstrap.resample_indices(n, options.n_bootstrap, options.seed)
     metrics: dict[str, dict] = {}
     for name in options.metrics:
-        cls = METRICS[name]
+        cls = ALL_METRICS[name]
         if name == "FID":
             fid_idx = indices[: options.fid_bootstrap]
             low, high = bootstrap.fid_interval(*scores.fid_features, fid_idx) if n >= 2 else (math.nan, math.nan)
@@ -432,7 +468,7 @@ def summarise(scores: Scores, options: EvalOptions, identity: dict) -> tuple[lis
                          "record": _with_fingerprint(metric_record(name, scores, options, int(finite.size), options.n_bootstrap))}
     summary = {
         "identity": identity,
-        "metrics": {name: metrics[name] for name in METRIC_ORDER if name in metrics},
+        "metrics": {name: metrics[name] for name in ALL_METRIC_ORDER if name in metrics},
         "per_category": _per_category(scores),
         "per_category_n": _category_counts(scores),
         "face_found_rate": float(scores.face_found.mean()) if scores.face_found is not None else None,
@@ -469,7 +505,8 @@ def _rows(scores: Scores) -> list[dict]:
     rows = []
     for index, pair in enumerate(scores.pairs):
         row = {"id": pair.id, "category": pair.category}
-        for name in PER_PAIR_METRICS:
+        # The eight always have a column (empty when not scored); the world's only when scored.
+        for name in (*PER_PAIR_METRICS, *(m for m in WORLD_METRIC_ORDER if m in scores.per_pair)):
             value = scores.per_pair.get(name)
             row[name] = "" if value is None or not np.isfinite(value[index]) else repr(float(value[index]))
         row["face_found"] = "" if scores.face_found is None else str(bool(scores.face_found[index])).lower()
@@ -498,9 +535,16 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def per_pair_columns(metrics: Iterable[str] = ()) -> tuple[str, ...]:
+    """``per_pair.csv``'s columns: ``PER_PAIR_COLUMNS`` with the scored world metrics after MPS."""
+    extra = [m for m in WORLD_METRIC_ORDER if m in set(metrics)]
+    return (*PER_PAIR_COLUMNS[:-2], *extra, *PER_PAIR_COLUMNS[-2:])
+
+
 def write_outputs(out_dir: Path, rows: Iterable[dict], summary: dict) -> None:
+    rows = list(rows)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=PER_PAIR_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=per_pair_columns(rows[0] if rows else ()), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     _atomic_write(Path(out_dir) / "per_pair.csv", buffer.getvalue())
@@ -522,17 +566,25 @@ def evaluate_run(triples_dir: Path, images_dir: Path, weights: str = "tiny", out
     ``options`` (or keyword overrides of :class:`EvalOptions`) choose metrics, device, batch
     size, bootstrap and the metric choices; ``networks`` passes networks already loaded from
     the zoo with the same weight source, by zoo name (e.g. the ``spf-bench run`` command's
-    CLIP), since records name the source's weights. Returns the rows and summary and, unless
+    CLIP), since records name the source's weights; a network this call had to load itself
+    (under ``synth``, the world's ``oracle``) is added to it for the next call. Returns the rows and summary and, unless
     ``write=False``, writes them to ``out_dir`` (default: the method run folder).
     """
     base = options or EvalOptions()
-    options = EvalOptions(**{**base.__dict__, "weights": weights, **option_overrides})
-    options.check()
+    options = EvalOptions(**{**base.__dict__, "weights": weights, **option_overrides}).resolved()
     triples_dir, images_dir = Path(triples_dir), Path(images_dir)
     _, _, triples_sha = read_manifest(triples_dir)
     pairs = load_pairs(triples_dir, images_dir)
+    world.check_target_captions(pairs, options.metrics)
     folder = customized_folder(images_dir)
-    scores = score_pairs(pairs, options, make_backbones(options, networks), cache, progress)
+    backbones = make_backbones(options, networks)
+    scores = score_pairs(pairs, options, backbones, cache, progress)
+    if networks is not None:
+        # A network first loaded here (the world's oracle, or one the caller did not preload)
+        # goes back into the caller's shared dict, so the next method's scoring reuses it.
+        for name, backbone in backbones.items():
+            if name not in networks and backbone.loaded is not None:
+                networks[name] = backbone.loaded
     identity = {
         "method": method or (folder.parent.name if folder.name == "images" else folder.name),
         "checkpoint_sha256": checkpoint_sha256,

@@ -1,8 +1,11 @@
 """Small checkpoints for the methods a run needs, trained with spf-train and cached.
 
-On the tiny default a user brings no checkpoints, so ``spf-bench run`` trains each method
-it needs here: a few optimizer steps on a small training set that the base model draws from
-composed captions (a caption seed disjoint from the test triples'). Every output lands in
+On the tiny default and on the synthetic world a user brings no checkpoints, so
+``spf-bench run`` trains each method it needs here. On tiny: a few optimizer steps on a small
+training set that the base model draws from composed captions (a caption seed disjoint from
+the test triples'). On synth: enough steps for the world's pipeline to learn something, on
+portraits the world's renderer draws with their target (ground truth, not the base model's
+guess), captioned as the synth test triples are, from a seed range of its own. Every output lands in
 the cache folder under a key that hashes the trainer, its config, the training data, the
 base model, the checkpoint it starts from and the spf-train source itself, so a second run
 reuses it and any change retrains it. A checkpoint is trained in a ``.partial`` folder and
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from .base_model import base_sha256, load_base
@@ -21,7 +24,8 @@ from .captions import compose_triples
 from .errors import SpfError
 from .fingerprint import hash_json, hash_path, hash_path_cached
 from .methods import TrainRecipe, get_method
-from .zoo import paths
+from .protocol import settings_for
+from .zoo import paths, registry
 
 # trainer name -> (module, function, config class); the function takes (config, report=...).
 TRAINERS: dict[str, tuple[str, str, str]] = {
@@ -42,18 +46,38 @@ def register_trainer(name: str, module: str, function: str, config_class: str) -
 
 @dataclass(frozen=True)
 class QuickTraining:
-    """How the automatic checkpoints are trained: small and fast, on the tiny model."""
+    """How the automatic checkpoints are trained; a field left None takes the weight
+    source's default from ``QUICK_DEFAULTS`` (see :meth:`resolved`)."""
 
-    steps: int = 4
-    batch_size: int = 2
-    learning_rate: float = 1e-4  # few steps at the paper's 1e-5 would leave the weights as they were
-    n_images: int = 8
-    image_steps: int = 4  # sampling steps of the training images
+    steps: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    n_images: int | None = None
+    image_steps: int | None = None  # sampling steps of training images the base model draws (tiny)
     seed: int = 0
+
+    def resolved(self, weights: str) -> QuickTraining:
+        if weights not in QUICK_DEFAULTS:
+            raise SpfError(f"Checkpoints are only trained automatically on the {' or '.join(QUICK_DEFAULTS)} weights, not on '{weights}'.")
+        default = QUICK_DEFAULTS[weights]
+        return replace(self, **{f.name: getattr(default, f.name) for f in fields(self) if getattr(self, f.name) is None})
 
     def overrides(self) -> dict:
         return {"max_steps": self.steps, "train_batch_size": self.batch_size, "learning_rate": self.learning_rate,
                 "seed": self.seed, "checkpoint_every": 0, "resume": "none", "mixed_precision": "no", "device": "cpu"}
+
+
+QUICK_DEFAULTS = {
+    # Small and fast: the tiny model's numbers mean nothing anyway.
+    "tiny": QuickTraining(steps=4, batch_size=2, learning_rate=1e-4, n_images=8, image_steps=4),
+    # Sized to the main command's budget (about four minutes on two cores from an empty
+    # cache). Measured in CPU seconds per 100 steps at batch 8: stage 1 about 10 (8x8
+    # latents) to 20 (16x16), stage 2 about 22 to 40, so 150 steps of each cost at most about
+    # 90 s; the rest goes to scoring (Seg-Cons's SAM alone is about half of it). On 8x8
+    # latents 200 steps raised the world's Target-Acc from 0.62 (base) to 0.68 (naive) and
+    # 0.70 (ours). 112 renders deal 7 or more portraits to every one of the 14 targets.
+    "synth": QuickTraining(steps=150, batch_size=8, learning_rate=1e-4, n_images=112),
+}
 
 
 def trained_root() -> Path:
@@ -65,26 +89,31 @@ def checkpoint_for(method: str, weights: str, quick: QuickTraining = QuickTraini
     spec = get_method(method)
     if spec.recipe is None:
         raise SpfError(f"The method '{method}' has no training recipe, so its checkpoint must be given with --checkpoint {method}=PATH.")
-    if weights != "tiny":
+    if weights not in QUICK_DEFAULTS:
         raise SpfError(f"The method '{method}' needs a checkpoint, and checkpoints are only trained automatically on the "
-                       f"tiny weights; give --checkpoint {method}=PATH for --weights {weights}.")
+                       f"{' or '.join(QUICK_DEFAULTS)} weights; give --checkpoint {method}=PATH for --weights {weights}.")
+    quick = quick.resolved(weights)
     recipe = spec.recipe
     init = None
     if recipe.init_from is not None:
         init = checkpoint_for(recipe.init_from, weights, quick, report)
     data = training_data(weights, quick)
-    config = {**quick.overrides(), **recipe.overrides, "data_dir": str(data), "base_model": weights, "clip_model": weights}
+    models = _model_specs(weights)
+    config = {**quick.overrides(), **recipe.overrides, "data_dir": str(data), **models}
     if recipe.trainer == "stage2":
         config["init_from"] = str(init) if init is not None else "original"
+    # Paths stay out of the key (the same data or model elsewhere is the same checkpoint);
+    # what they hold is in it, by hash.
+    paths_in_config = ("data_dir", "init_from", *models)
     key = hash_json({
-        "trainer": recipe.trainer, "config": {k: v for k, v in config.items() if k not in ("data_dir", "init_from")},
-        "data": hash_path_cached(data), "init": hash_path_cached(init) if init is not None else None,
-        "base": base_sha256(weights), "code": _trainer_code_hash(),
+        "trainer": recipe.trainer, "config": {k: v for k, v in config.items() if k not in paths_in_config},
+        "weights": weights, "data": hash_path_cached(data), "init": hash_path_cached(init) if init is not None else None,
+        "base": base_sha256(weights), "clip": _clip_hash(weights), "code": _trainer_code_hash(),
     })
     out = trained_root() / f"{method}-{key[:16]}"
     if (out / _DONE).is_file():
         return out
-    report(f"training a small '{method}' checkpoint ({recipe.trainer}, {quick.steps} steps) into {out}")
+    report(f"training a small '{method}' checkpoint ({recipe.trainer}, {quick.steps} steps, batch {quick.batch_size}) into {out}")
     _train(recipe, config, out, report)
     return out
 
@@ -111,20 +140,58 @@ def _train(recipe: TrainRecipe, config: dict, out: Path, report) -> None:
     partial.rename(out)
 
 
+def _model_specs(weights: str) -> dict:
+    """spf-train's base_model / clip_model for ``weights``: spf-train knows the zoo's own
+    sources by name, and takes the synthetic world's shipped networks as folders."""
+    if weights != "synth":
+        return {"base_model": weights, "clip_model": weights}
+    from .zoo import synth_source
+
+    for name in ("sd15", "clip"):
+        synth_source.verify(name)  # spf-train reads the folders directly, past the zoo's hash check
+    return {"base_model": str(registry.folder_for("sd15", weights)), "clip_model": str(registry.folder_for("clip", weights))}
+
+
+def _clip_hash(weights: str) -> str | None:
+    # The tiny CLIP is a pure function of its seed (in the code hash); the world's is a file.
+    return hash_path_cached(registry.folder_for("clip", weights)) if weights == "synth" else None
+
+
 def training_data(weights: str, quick: QuickTraining) -> Path:
-    """A small portrait training set drawn by the base model, cached by what makes it."""
+    """A small portrait training set for ``weights``, cached by what makes it."""
+    quick = quick.resolved(weights)
+    if weights == "synth":
+        return _rendered_training_data(quick)
     from spf_train.data import make_training_set
 
     triples = compose_triples(quick.n_images, seed=TRAIN_CAPTION_SEED)
     captions = [(t.base_caption, t.target_caption, t.category) for t in triples]
     key = hash_json({"captions": captions, "base": base_sha256(weights), "steps": quick.image_steps, "seed": quick.seed})
+    return _cached_folder(key, lambda partial: make_training_set(load_base(weights), captions, partial,
+                                                                 steps=quick.image_steps, seed=quick.seed))
+
+
+def _rendered_training_data(quick: QuickTraining) -> Path:
+    """The world's renders of its synth targets (see ``spf_bench.synth.triples``)."""
+    from .synth import triples as synth_triples
+
+    seed, size = TRAIN_CAPTION_SEED + quick.seed, settings_for("synth").height
+    # The renderer and caption code are what make the set, so their source is in the key.
+    root = Path(synth_triples.__file__).parent
+    code = hash_json({p.name: hash_path(p) for p in sorted(root.glob("*.py"))})
+    key = hash_json({"synth": True, "n": quick.n_images, "seed": seed, "size": size, "code": code})
+    return _cached_folder(key, lambda partial: synth_triples.write_training_set(partial, quick.n_images, seed, size))
+
+
+def _cached_folder(key: str, make) -> Path:
+    """``paths.cache_dir()/train-data/<key>``, made by ``make(folder)`` when absent."""
     folder = paths.cache_dir() / "train-data" / key[:16]
     if (folder / _DONE).is_file():
         return folder
     partial = folder.with_name(f".{folder.name}.partial")
     if partial.exists():
         shutil.rmtree(partial)
-    make_training_set(load_base(weights), captions, partial, steps=quick.image_steps, seed=quick.seed)
+    make(partial)
     (partial / _DONE).write_text(key + "\n")
     if folder.exists():
         shutil.rmtree(folder)

@@ -7,7 +7,8 @@ Output layout (``OUT`` defaults to ``RUNS_DIR/report``)::
     OUT/tables/significance.{csv,md}      the reference method against every other one
     OUT/figures/*.png                     comparison grids, reconstruction grid, bars, trade-off
 
-A report built on untrained weights (``tiny`` or ``random``) says so in its first lines.
+A report built on untrained weights (``tiny`` or ``random``) says so in its first lines; one
+on ``synth`` says which networks are the synthetic world's and which the tiny zoo lent.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .errors import SpfError
 from .report_figures import comparison_grid, metric_bars, reconstruction_grid, save_png, tradeoff_scatter
 from .report_pages import Block, Page, check_links, frame_markdown, page_html, page_markdown
 from .report_runs import MethodRun, TripleSet, find_triple_set, load_paper_reference, load_runs, load_triple_set
-from .tables import (LAYOUTS, METRIC_BY_NAME, MetricTable, leaderboard, method_label, method_sort_key,
+from .tables import (LAYOUTS, METRIC_BY_NAME, MetricTable, leaderboard, method_label, method_sort_key, networks_notes,
                      paper_table, per_category_table, reconstruction_table, significance_against, untrained_notes)
 from .tables_render import table_csv, table_json, table_latex, table_markdown, write_text_atomic
 
@@ -176,6 +177,7 @@ def _facts(runs: dict[str, MethodRun], triples: TripleSet | None) -> list[str]:
     facts = [f"Methods: {', '.join(sorted(runs, key=method_sort_key))}."]
     weights = sorted({r.weights or '?' for r in runs.values()})
     facts.append(f"Weights: {', '.join(weights)}.")
+    facts += networks_notes(runs)  # under synth: which networks are the world's, which the tiny zoo's
     if triples is not None:
         facts.append(f"Triple set: {triples.folder} ({len(triples.triples)} triples).")
     return facts

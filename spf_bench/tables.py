@@ -10,6 +10,10 @@ Where numbers come from: per-pair metrics are averaged from ``per_pair.csv`` (th
 so the tables, the per-category breakdown and the significance test all agree with one
 another); set-level metrics (FID) come from ``summary.json``, as does any metric a run has no
 per-pair column for. A method that was not run has no row: a table never fills a gap.
+
+Runs on the ``synth`` weights also carry the synthetic world's exact metrics (Target-Acc,
+Attr-Pres, ID-Pres); a table shows their group only when one of its runs scored them, so a
+table of other weights has no such columns at all.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from .report_runs import MethodRun, load_runs
 from .tables_render import table_csv, table_markdown, write_text_atomic
 from .tables_stats import mean_ci, paired_difference
 
-GROUPS = ("Preservation", "Responsiveness", "Overall")
+WORLD_GROUP = "Synthetic world (exact)"
+GROUPS = ("Preservation", "Responsiveness", "Overall", WORLD_GROUP)
 UNTRAINED_WEIGHTS = ("tiny", "random")
 SIGNIFICANCE_LEVEL = 0.05
 
@@ -58,9 +63,18 @@ METRICS = (
     Metric("HPSv2", "Overall", True, 3),
     Metric("MPS", "Overall", True, 3),
 )
-METRIC_BY_NAME = {m.name: m for m in METRICS}
+# (choice) The world's metrics get a group of their own after the paper's three: they read
+# ground truth rather than a proxy, and the paper's columns keep their places.
+WORLD_METRICS = (
+    Metric("Target-Acc", WORLD_GROUP, True, 3),
+    Metric("Attr-Pres", WORLD_GROUP, True, 3),
+    Metric("ID-Pres", WORLD_GROUP, True, 3),
+)
+ALL_METRICS = METRICS + WORLD_METRICS
+METRIC_BY_NAME = {m.name: m for m in ALL_METRICS}
 PRESERVATION = tuple(m for m in METRICS if m.group == "Preservation")
-PER_PAIR_METRICS = tuple(m for m in METRICS if m.per_pair)
+WORLD_PRESERVATION = ("Attr-Pres", "ID-Pres")  # what the reconstruction analysis scores of the world's
+PER_PAIR_METRICS = tuple(m for m in ALL_METRICS if m.per_pair)
 
 METHOD_LABELS = {
     "base": "Base model (no fine-tuning)",
@@ -268,7 +282,7 @@ def _float(value) -> float:
         return math.nan
 
 
-def frame_cells(frame: pd.DataFrame, metrics=METRICS) -> dict[str, Cell]:
+def frame_cells(frame: pd.DataFrame, metrics=ALL_METRICS) -> dict[str, Cell]:
     """Mean and interval of every per-pair metric column present in ``frame``."""
     cells = {}
     for metric in metrics:
@@ -309,6 +323,45 @@ def face_found_rate(run: MethodRun) -> float:
     return math.nan
 
 
+def _scored(run: MethodRun, name: str) -> bool:
+    return name in (run.summary.get("metrics") or {}) or (run.per_pair is not None and name in run.per_pair.columns)
+
+
+def table_metrics(runs: dict[str, MethodRun], base: tuple[Metric, ...] = METRICS) -> tuple[Metric, ...]:
+    """``base``, then each world metric some run scored: no table has a column no run could fill."""
+    return base + tuple(m for m in WORLD_METRICS if any(_scored(r, m.name) for r in runs.values()))
+
+
+def networks_notes(runs: dict[str, MethodRun]) -> list[str]:
+    """Under ``synth``, which networks are the world's own and which the untrained tiny zoo lent.
+
+    The borrowed networks are read off the score records (each names its backbone), so the
+    note names exactly the metrics whose numbers only test the pipeline.
+    """
+    synth = [r for r in runs.values() if r.weights == "synth"]
+    if not synth:
+        return []
+    from .zoo import synth_source
+
+    world = sorted(synth_source.world_networks())
+    borrowed: dict[str, set[str]] = {}
+    for run in synth:
+        for metric, entry in (run.summary.get("metrics") or {}).items():
+            backbone = ((entry if isinstance(entry, dict) else {}).get("record") or {}).get("backbone")
+            if backbone and backbone not in world and backbone != "oracle":  # the oracle ships beside the zoo's
+                borrowed.setdefault(backbone, set()).add(metric)
+    own = f"{', '.join(world)} and the attribute oracle are" if world else "the attribute oracle is"
+    line = f"Networks of the synth weights: {own} the synthetic world's own, trained and shipped with the package; "
+    if borrowed:
+        used = {m for names in borrowed.values() for m in names}
+        metrics = [m.name for m in ALL_METRICS if m.name in used]  # in the tables' order
+        line += (f"the untrained tiny zoo lends {', '.join(sorted(borrowed))}, so the numbers of {', '.join(metrics)} "
+                 "only test the pipeline here.")
+    else:
+        line += "every other network comes from the untrained tiny zoo."
+    return [line]
+
+
 def untrained_notes(runs: dict[str, MethodRun]) -> list[str]:
     kinds = sorted({r.weights for r in runs.values() if r.weights in UNTRAINED_WEIGHTS})
     if not kinds:
@@ -337,7 +390,8 @@ def paper_table(runs: dict[str, MethodRun], key: str, reference: pd.DataFrame | 
     layout = LAYOUTS[key]
     rows = [TableRow(method, label, run_cells(runs[method]), section, identity=dict(runs[method].identity))
             for method, label, section in layout.rows if method in runs]
-    return MetricTable(key, layout.title, METRICS, rows, paper_rows(key, reference), notes=untrained_notes(runs))
+    shown = {method: runs[method] for method, _, _ in layout.rows if method in runs}
+    return MetricTable(key, layout.title, table_metrics(shown), rows, paper_rows(key, reference), notes=untrained_notes(runs))
 
 
 IDENTITY_FIELDS = ("method", "checkpoint_sha256", "triples_sha256", "weights", "date")
@@ -365,11 +419,11 @@ def leaderboard(runs: dict[str, MethodRun], sort_by: str | None = None) -> Metri
             "Faces found": f"{identity['face_found_rate']:.0%}" if math.isfinite(identity["face_found_rate"]) else "-",
         }
         rows.append(TableRow(method, method, run_cells(run), identity=identity, info=info))
-    notes = untrained_notes(runs)
+    notes = untrained_notes(runs) + networks_notes(runs)
     triple_sets = {r.identity.get("triples_sha256") for r in runs.values() if r.identity.get("triples_sha256")}
     if len(triple_sets) > 1:
         notes.append("The methods were run on different triple sets; their numbers are not directly comparable.")
-    table = MetricTable("leaderboard", "Leaderboard", METRICS, rows, info_columns=LEADERBOARD_INFO, notes=notes)
+    table = MetricTable("leaderboard", "Leaderboard", table_metrics(runs), rows, info_columns=LEADERBOARD_INFO, notes=notes)
     return table.sorted_by(sort_by) if sort_by else table
 
 
@@ -381,8 +435,9 @@ def reconstruction_table(runs: dict[str, MethodRun]) -> MetricTable:
         if isinstance(recon, dict) and recon:
             cells = {name: _summary_cell(entry) for name, entry in recon.items() if name in METRIC_BY_NAME}
             rows.append(TableRow(method, method_label(method), cells))
+    world = tuple(METRIC_BY_NAME[n] for n in WORLD_PRESERVATION if any(n in r.cells for r in rows))
     return MetricTable("reconstruction", "Base-text reconstruction (base caption alone vs the original)",
-                       PRESERVATION, rows, notes=untrained_notes(runs))
+                       PRESERVATION + world, rows, notes=untrained_notes(runs))
 
 
 def per_category_table(runs: dict[str, MethodRun]) -> MetricTable:
@@ -401,7 +456,7 @@ def per_category_table(runs: dict[str, MethodRun]) -> MetricTable:
             rows.append(TableRow(method, method_label(method), cells, section=category, info={"Category": category}))
     rows.sort(key=lambda r: (r.section, method_sort_key(r.method)))
     # A set-level metric (FID) usually has no per-category value; an all-empty column is dropped.
-    metrics = tuple(m for m in METRICS if any(math.isfinite(r.cells.get(m.name, EMPTY).value) for r in rows))
+    metrics = tuple(m for m in ALL_METRICS if any(math.isfinite(r.cells.get(m.name, EMPTY).value) for r in rows))
     return MetricTable("per_category", "Per-category breakdown", metrics, rows, info_columns=("Category",),
                        notes=untrained_notes(runs), rank_within_sections=True)
 

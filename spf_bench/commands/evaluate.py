@@ -8,18 +8,22 @@ from pathlib import Path
 from ..errors import SpfError
 
 METRIC_NAMES = ("FID", "LPIPS", "ID", "CLIP-I", "Seg-Cons", "CLIP-T", "HPSv2", "MPS")
+WORLD_METRIC_NAMES = ("Target-Acc", "Attr-Pres", "ID-Pres")  # the synthetic world's exact metrics
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="score customized portraits against a triple set",
         description="Score a folder of customized portraits (<id>.png, made by any method) against a triple set; "
-                    "writes per_pair.csv and summary.json.")
+                    "writes per_pair.csv and summary.json. Under --weights synth the synthetic world's exact "
+                    "metrics (" + ", ".join(WORLD_METRIC_NAMES) + ") are scored too, each beside the chosen "
+                    "metrics of its group (naming one in --metrics scores exactly the metrics named).")
     parser.add_argument("--triples", type=Path, required=True, help="triple-set folder (manifest.json + originals/)")
     parser.add_argument("--images", type=Path, required=True, help="folder of <id>.png, or a method run folder OUT/<method>")
-    parser.add_argument("--weights", default="tiny", help="weight source of the metric networks: tiny, random or pretrained")
+    parser.add_argument("--weights", default="tiny", help="weight source of the metric networks: tiny, random, pretrained or synth")
     parser.add_argument("--out", type=Path, default=None, help="where per_pair.csv and summary.json go (default: the method run folder)")
-    parser.add_argument("--metrics", default=",".join(METRIC_NAMES), help="comma-separated subset of: " + ", ".join(METRIC_NAMES))
+    parser.add_argument("--metrics", default=",".join(METRIC_NAMES), help="comma-separated subset of: " + ", ".join(METRIC_NAMES)
+                        + " and, under synth, " + ", ".join(WORLD_METRIC_NAMES))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
@@ -30,6 +34,8 @@ def register(subparsers) -> None:
     parser.add_argument("--sam-points", type=int, default=16, help="Seg-Cons point grid per side")
     parser.add_argument("--method", default=None, help="method name recorded in summary.json (default: the folder's name)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    parser.add_argument("--no-world-metrics", action="store_true",
+                        help="under --weights synth, do not add the world's exact metrics (e.g. for captions not the world's)")
     parser.set_defaults(func=run)
 
 
@@ -43,12 +49,12 @@ def run(args: argparse.Namespace) -> int:
         args.triples, args.images, weights=args.weights, out_dir=args.out, method=args.method,
         metrics=metrics, device=args.device, batch_size=args.batch_size, n_bootstrap=args.bootstrap,
         fid_bootstrap=args.fid_bootstrap, seed=args.seed, clip_t_caption=args.clip_t_caption,
-        sam_points_per_side=args.sam_points, use_cache=not args.no_cache)
+        sam_points_per_side=args.sam_points, use_cache=not args.no_cache, world_metrics=not args.no_world_metrics)
     for name, entry in result.summary["metrics"].items():
         value, low, high = entry["value"], entry["ci_low"], entry["ci_high"]
         shown = "n/a" if value is None else f"{value:.4f}"
         interval = "" if low is None else f"  [{low:.4f}, {high:.4f}]"
-        print(f"{name:9s} {shown}{interval}  (n={entry['n']})")
+        print(f"{name:10s} {shown}{interval}  (n={entry['n']})")
     if result.summary.get("face_found_rate") is not None:
         print(f"face found in both images: {result.summary['face_found_rate']:.1%} of pairs")
     print(f"wrote {result.out_dir / 'per_pair.csv'} and {result.out_dir / 'summary.json'}")

@@ -34,7 +34,12 @@ def register(subparsers) -> None:
     lab.add_argument("--out", type=Path, required=True, help="folder for the sets, checkpoints, images and summary (resumable)")
     lab.add_argument("--target", default="glasses=yes", help="ATTRIBUTE=VALUE every fine-tuning image shows (default glasses=yes)")
     lab.add_argument("--spurious", default="background=green", help="ATTRIBUTE=VALUE correlated with it (default background=green)")
-    lab.add_argument("--methods", default=",".join(("naive", "control", "ours", "lora", "adalora")), help="comma-separated lab methods")
+    from ..synth.lab_methods import DEFAULT_METHODS, LAB_METHODS  # a light table: no torch import
+
+    lab.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                     help=f"comma-separated lab methods, of: {', '.join(LAB_METHODS)} (default: {','.join(DEFAULT_METHODS)})")
+    lab.add_argument("--metrics", default="all",
+                     help="comma-separated suite metrics scored per method, or 'all' (default) or 'none'")
     lab.add_argument("--steps", type=int, default=300, help="optimizer steps of every fine-tune (default 300)")
     lab.add_argument("--train-images", type=int, default=64, help="images in the fine-tuning set (default 64)")
     lab.add_argument("--prompts", type=int, default=100, help="base prompts each model draws (default 100)")
@@ -110,10 +115,22 @@ def _pair(text: str, flag: str) -> tuple[str, str]:
     return name, value
 
 
+def _metrics(text: str, known: tuple[str, ...]) -> tuple[str, ...]:
+    if text.strip() in ("all", "none"):
+        return known if text.strip() == "all" else ()
+    names = tuple(m.strip() for m in text.split(",") if m.strip())
+    unknown = [m for m in names if m not in known]
+    if unknown or not names:
+        raise SpfError(f"--metrics '{text}' is not 'all', 'none' or a list of the suite's metrics ({', '.join(known)}).")
+    return names
+
+
 def run_lab(args: argparse.Namespace) -> int:
     import torch
 
-    from ..synth.lab import METHODS, Lab, LabConfig
+    from ..metrics import METRIC_ORDER
+    from ..synth.lab import Lab, LabConfig
+    from ..synth.lab_methods import check_methods
     from ..synth.lab_sets import Correlation
     from ..synth.ship import load_shipped_oracle
     from ..zoo import synth_source
@@ -122,16 +139,13 @@ def run_lab(args: argparse.Namespace) -> int:
     target, spurious = _pair(args.target, "--target"), _pair(args.spurious, "--spurious")
     if target[0] == spurious[0]:
         raise SpfError("--target and --spurious must name two different attributes.")
-    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise SpfError(f"Unknown lab method '{unknown[0]}'; the lab trains: {', '.join(METHODS)}.")
+    methods = check_methods(tuple(m.strip() for m in args.methods.split(",") if m.strip()))
     config = LabConfig(Correlation(*target, *spurious), train_images=args.train_images, steps=args.steps,
-                       prompts=args.prompts, methods=methods)
+                       prompts=args.prompts, methods=methods, metrics=_metrics(args.metrics, METRIC_ORDER))
     for name in ("sd15", "clip"):
         synth_source.verify(name)
     lab = Lab(args.out, config, synth_source.folder("sd15"), synth_source.folder("clip"))
     summary = lab.measure(load_shipped_oracle())
     print(json.dumps(summary["verdict"], indent=1))
-    print(f"summary: {Path(args.out) / 'summary.json'}, grid: {Path(args.out) / 'grid.png'}")
+    print(f"summary: {Path(args.out) / 'summary.json'} and summary.md, grid: {Path(args.out) / 'grid.png'} (rows: grid.txt)")
     return 0

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..base_model import parse_device, parse_dtype
-from ..captions import compose_triples, read_user_triples
+from ..captions import compose_for, read_user_triples
 from ..protocol import DEFAULT_TRIPLES, settings_for
 from ..triples import build_triple_set, load_triple_set
 
@@ -16,7 +16,7 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="triples_command", required=True, metavar="ACTION")
     b = sub.add_parser("build", help="generate original portraits and write the manifest (resumable)")
     b.add_argument("--out", required=True, type=Path, help="folder of the set (a killed build resumes here)")
-    b.add_argument("--n", type=int, help="number of composed triples (default: 10 on tiny, 5000 on pretrained)")
+    b.add_argument("--n", type=int, help="number of composed triples (default: 10 on tiny, 60 on synth, 5000 on pretrained)")
     b.add_argument("--from", dest="source_file", type=Path, help="your own triples: CSV or JSONL with "
                    "id, category, base_caption, target_caption[, seed] (instead of composing them)")
     b.add_argument("--seed", type=int, default=0, help="seed of the composed captions and of per-triple seeds")
@@ -43,7 +43,7 @@ def build(args: argparse.Namespace) -> int:
     if args.source_file is not None:
         triples = read_user_triples(args.source_file, seed=args.seed)
     else:
-        triples = compose_triples(args.n if args.n is not None else DEFAULT_TRIPLES.get(args.weights, 10), seed=args.seed)
+        triples = compose_for(args.weights, args.n if args.n is not None else DEFAULT_TRIPLES.get(args.weights, 10), seed=args.seed)
     settings = settings_for(args.weights, args.sampler, args.steps, args.guidance, args.size)
     policy = (f"seeds from {args.source_file.name} (missing ones derived from seed {args.seed} and the id)"
               if args.source_file else f"composed captions and per-triple seeds from seed {args.seed}")

@@ -1,4 +1,5 @@
-"""The eight metrics of the benchmark, in the order tables show them.
+"""The eight metrics of the benchmark, in the order tables show them, and the synthetic
+world's three exact metrics (:mod:`.world`), scored only under the ``synth`` weights.
 
 Each metric module holds a torchmetrics ``Metric`` subclass and its functional twin; the
 backbones that produce their features are in :mod:`.backbones`, and what each backbone
@@ -14,6 +15,7 @@ from .identity import IdentitySimilarity, identity_similarity
 from .lpips_distance import LearnedPerceptualSimilarity, lpips_distance, lpips_features
 from .mps import MpsScore, mps_score
 from .seg_cons import SegmentationConsistency, segmentation_consistency
+from .world import WORLD_METRIC_ORDER, WORLD_METRICS
 
 METRICS = {
     cls.name: cls
@@ -22,9 +24,13 @@ METRICS = {
 }
 METRIC_ORDER = tuple(METRICS)
 PER_PAIR_METRICS = tuple(name for name in METRIC_ORDER if name != "FID")
+# Every metric the evaluator knows, the eight first; the world's only under the synth weights.
+ALL_METRICS = {**METRICS, **WORLD_METRICS}
+ALL_METRIC_ORDER = (*METRIC_ORDER, *WORLD_METRIC_ORDER)
 
 __all__ = [
     "METRICS", "METRIC_ORDER", "PER_PAIR_METRICS", "PairMetric", "SmallSetWarning",
+    "ALL_METRICS", "ALL_METRIC_ORDER", "WORLD_METRICS", "WORLD_METRIC_ORDER",
     "FrechetInceptionDistance", "frechet_distance", "LearnedPerceptualSimilarity", "lpips_distance", "lpips_features",
     "IdentitySimilarity", "identity_similarity", "ClipImageSimilarity", "clip_image_similarity",
     "SegmentationConsistency", "segmentation_consistency", "ClipTextAlignment", "clip_text_alignment",

@@ -62,22 +62,35 @@ class Backbone:
         if self._network is None:
             import time
 
-            from .. import zoo
-
             start = time.perf_counter()
-            self._network = zoo.load(self.name, source=self.source, device=self.device)
+            self._network = self._load()
             self.load_seconds = time.perf_counter() - start
         return self._network
 
+    @property
+    def loaded(self) -> Any:
+        """The network if it was given or has been loaded, else None (nothing is loaded)."""
+        return self._network
+
+    def _load(self) -> Any:
+        from .. import zoo
+
+        return zoo.load(self.name, source=self.source, device=self.device)
+
+    def weights_identity(self) -> tuple[str, list[str]]:
+        """The hash of the weights the network loads and the files they consist of."""
+        return weights_sha256(self.name, self.source), _weights_files(self.name, self.source)
+
     def identity(self) -> dict:
         if self._identity is None:
+            sha256, files = self.weights_identity()
             self._identity = {
                 "backbone": self.name,
                 "implementation": self.implementation,
                 "feature_version": FEATURE_VERSION,
                 "weights_source": self.source,
-                "weights_sha256": weights_sha256(self.name, self.source),
-                "weights_files": _weights_files(self.name, self.source),
+                "weights_sha256": sha256,
+                "weights_files": files,
                 "preprocessing": dict(preprocess.BACKBONE_INPUTS[self.name], **self.extra_preprocessing()),
             }
         return self._identity
@@ -256,7 +269,42 @@ class MpsBackbone(ScoreBackbone):
         return self.network.score(images, captions, condition="overall")
 
 
-BACKBONES = {cls.name: cls for cls in (InceptionBackbone, LpipsBackbone, ClipBackbone, FaceBackbone, SamBackbone, HpsBackbone, MpsBackbone)}
+class OracleBackbone(Backbone):
+    """The synthetic world's attribute oracle: one value index per attribute and image.
+
+    Not a zoo network (no other source has one): it loads from the package's shipped weights,
+    hash-checked, and its identity is the hash of the oracle files the weights manifest records.
+    It runs on the CPU: a 32 px CNN gains nothing from an accelerator.
+    """
+
+    name = "oracle"
+    implementation = "spf_bench.synth.oracle.AttributeOracle, argmax value index per attribute"
+
+    def _load(self) -> Any:
+        from ..synth.ship import load_shipped_oracle
+
+        return load_shipped_oracle()
+
+    def weights_identity(self) -> tuple[str, list[str]]:
+        from ..synth.ship import ORACLE
+        from ..zoo import synth_source
+
+        files = synth_source.manifest().get(ORACLE) or {}
+        digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+        return digest, sorted(f"{ORACLE}/{rel}" for rel in files)
+
+    @torch.no_grad()
+    def encode(self, images):
+        out: list[dict] = [None] * len(images)
+        for indices in _by_shape(images).values():  # a foreign size gets the oracle's own refusal
+            labels = self.network.predict(np.stack([images[i] for i in indices]))
+            for row, index in zip(labels, indices):
+                out[index] = {"labels": row}
+        return out
+
+
+BACKBONES = {cls.name: cls for cls in (InceptionBackbone, LpipsBackbone, ClipBackbone, FaceBackbone, SamBackbone,
+                                       HpsBackbone, MpsBackbone, OracleBackbone)}
 
 
 def make_backbone(name: str, source: str, device: torch.device | str = "cpu", network: Any = None, **options) -> Backbone:

@@ -24,7 +24,9 @@ Per backbone (see ``BACKBONE_INPUTS``, recorded with every score):
   640×640 input and the recogniser gets the 112×112 crop aligned on the five landmarks;
 - sam: RGB uint8 [H, W, 3]; SAM resizes the longest side to 1024, normalises with its pixel
   mean / std and pads to 1024×1024; masks come back at the image's own size;
-- hps / mps: each network's own transform on the RGB image, with the full caption.
+- hps / mps: each network's own transform on the RGB image, with the full caption;
+- oracle (synthetic world only): float32 [N, 3, S, S] in [-1, 1] as x / 127.5 - 1, at the
+  world's own size S (another size is refused rather than resized: the oracle was trained at S).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ BACKBONE_INPUTS = {
             "resizer": "network's own transform", "crop": "network's own transform"},
     "mps": {"dtype": "float32", "range": "network's own normalisation", "layout": "NCHW",
             "resizer": "network's own transform", "crop": "network's own transform"},
+    "oracle": {"dtype": "float32", "range": "[-1, 1]", "layout": "NCHW", "conversion": "x / 127.5 - 1",
+               "resizer": "none (an image not of the oracle's own size is refused)", "crop": "none"},
 }
 
 

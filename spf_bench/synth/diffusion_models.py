@@ -1,9 +1,11 @@
 """The world's Stable-Diffusion-shaped models: their configs and how they become one pipeline.
 
-The VAE maps 64 px portraits to 16x16x4 latents (three resolution levels, a 4x factor), the
-text encoder is a small ``CLIPTextModel`` read through CLIP's real tokenizer, and the UNet
-is an ``UNet2DConditionModel`` with cross-attention at 16 and 8 px, so every code path
-that touches SD's parts (attention processors, LoRA targets, the SFCM) runs unchanged.
+The VAE maps 32 px portraits to 16x16x4 latents (two resolution levels, a 2x factor: at
+4x, 8x8 latents, a mouth or a pair of glasses covers about one latent pixel and the UNet
+never learned to draw them on request), the text encoder is a small ``CLIPTextModel`` read
+through CLIP's real tokenizer, and the UNet is an ``UNet2DConditionModel`` with
+cross-attention at 16 and 8 px, so every code path that touches SD's parts (attention
+processors, LoRA targets, the SFCM) runs unchanged.
 """
 
 from __future__ import annotations
@@ -13,17 +15,20 @@ from pathlib import Path
 import torch
 
 
+LATENT_FACTOR = 2  # pixels per latent pixel along each side
+
+
 def vae_config(size: int) -> dict:
     return dict(
         in_channels=3, out_channels=3, latent_channels=4, sample_size=size,
-        block_out_channels=(16, 32, 64), down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3, layers_per_block=1, norm_num_groups=8,
+        block_out_channels=(32, 64), down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2, layers_per_block=1, norm_num_groups=8,
     )
 
 
 def unet_config(size: int) -> dict:
     return dict(
-        sample_size=size // 4, in_channels=4, out_channels=4, layers_per_block=1,
+        sample_size=size // LATENT_FACTOR, in_channels=4, out_channels=4, layers_per_block=1,
         block_out_channels=(32, 64, 128),
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),

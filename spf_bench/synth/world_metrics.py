@@ -7,6 +7,8 @@
   either has no detected face).
 Unlike the eight general metrics these need no proxy: the oracle is right on renders at
 least 98% of the time and the identity embedder was trained on the renderer's own factors.
+The evaluator scores them under ``--weights synth`` as Target-Acc, Attr-Pres and ID-Pres
+(:mod:`spf_bench.metrics.world`), with the same per-pair math.
 """
 
 from __future__ import annotations

@@ -1,0 +1,105 @@
+"""The synthetic world's three exact metrics, in the shape of the suite's other metrics.
+
+Only the ``synth`` weights have a world whose every attribute is known, so only they score:
+- Target-Acc ↑: the attribute oracle reads in C every value the target caption asks for;
+- Attr-Pres ↑: the share of the attributes the target leaves alone that the oracle reads
+  the same in O and C (semantic pollution lowers it);
+- ID-Pres ↑: cosine of the world's identity embeddings of O and C. Under ``synth`` the suite's
+  ``face`` backbone *is* the world's recogniser, so it reuses the face features and the ID
+  metric's rule (a pair without a face in both images is left out and counted as not found);
+  it therefore equals ID on the same run, and is listed beside the world's two others so the
+  exact metrics read as one group.
+
+The per-pair math lives in :mod:`spf_bench.synth.world_metrics`; here it is wrapped as
+:class:`~spf_bench.metrics.base.PairMetric` subclasses fed with backbone features (the
+``oracle`` backbone's value indices, the ``face`` backbone's embeddings).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from ..errors import SpfError
+from .base import PRESERVATION, RESPONSIVENESS, PairMetric
+from .identity import IdentitySimilarity
+
+WORLD_WEIGHTS = "synth"
+
+
+class _OracleMetric(PairMetric):
+    """A metric of the oracle's value indices of O and C and the pair's target caption."""
+
+    backbones: ClassVar[tuple[str, ...]] = ("oracle",)
+    higher_is_better = True
+    key: ClassVar[str]  # the value of world_metrics.pair_scores this metric keeps
+
+    def update(self, labels_o: torch.Tensor, labels_c: torch.Tensor, target_captions: list[str]) -> None:
+        from ..synth.world_metrics import pair_scores
+
+        o, c = np.asarray(labels_o), np.asarray(labels_c)
+        values = [pair_scores(o[i], c[i], caption)[self.key] for i, caption in enumerate(target_captions)]
+        self._append(torch.tensor(values, dtype=torch.float64))
+
+
+class TargetAccuracy(_OracleMetric):
+    name: ClassVar[str] = "Target-Acc"
+    group: ClassVar[str] = RESPONSIVENESS
+    key: ClassVar[str] = "target_accuracy"
+    record_options: ClassVar[dict] = {"judge": "attribute oracle, argmax per attribute",
+                                      "asked": "parse_caption(target caption, complete=False)"}
+
+
+class AttributePreservation(_OracleMetric):
+    name: ClassVar[str] = "Attr-Pres"
+    group: ClassVar[str] = PRESERVATION
+    key: ClassVar[str] = "attribute_preservation"
+    record_options: ClassVar[dict] = {"judge": "attribute oracle, argmax per attribute",
+                                      "kept": "every attribute the target caption does not name"}
+
+
+class IdentityPreservation(IdentitySimilarity):
+    name: ClassVar[str] = "ID-Pres"
+    record_options: ClassVar[dict] = {"embedder": "the synthetic world's identity embedder (the face backbone under synth)"}
+
+
+WORLD_METRICS = {cls.name: cls for cls in (TargetAccuracy, AttributePreservation, IdentityPreservation)}
+WORLD_METRIC_ORDER = tuple(WORLD_METRICS)
+ORACLE_METRICS = tuple(name for name, cls in WORLD_METRICS.items() if issubclass(cls, _OracleMetric))
+
+
+def scored_metrics(chosen: tuple[str, ...], weights: str, group_of: dict[str, str], auto: bool = True) -> tuple[str, ...]:
+    """The metrics a run scores: ``chosen`` plus, under ``synth`` and with ``auto``, the world metrics that fit.
+
+    (choice) A world metric joins when a chosen metric shares its group (``group_of`` maps the
+    general metrics' names to their group), so the default eight bring all three and the
+    preservation-only reconstruction analysis brings Attr-Pres and ID-Pres but not Target-Acc,
+    which means nothing for an image drawn without the target. Naming a world metric in
+    ``chosen`` turns the automatic choice off: exactly ``chosen`` is scored.
+    """
+    named = [m for m in chosen if m in WORLD_METRICS]
+    if named and weights != WORLD_WEIGHTS:
+        raise SpfError(f"{', '.join(named)} exist only in the synthetic world; score with --weights synth "
+                       f"or leave {'it' if len(named) == 1 else 'them'} out of the metrics.")
+    if named or weights != WORLD_WEIGHTS or not auto:
+        return tuple(chosen)
+    groups = {group_of[m] for m in chosen if m in group_of}
+    return tuple(chosen) + tuple(m for m in WORLD_METRIC_ORDER if WORLD_METRICS[m].group in groups)
+
+
+def check_target_captions(pairs, metrics: tuple[str, ...]) -> None:
+    """Stop before scoring when a target caption is not one of the world's (the oracle metrics parse it)."""
+    if not any(m in ORACLE_METRICS for m in metrics):
+        return
+    from ..synth.world_metrics import target_attributes
+
+    for pair in pairs:
+        try:
+            target_attributes(pair.target_caption)
+        except SpfError:
+            raise SpfError(f"The target caption '{pair.target_caption}' of triple {pair.id} names no attribute of the "
+                           f"synthetic world, so {' and '.join(ORACLE_METRICS)} cannot read it; use a triple set "
+                           "composed from the world's captions, or score without the world's metrics "
+                           "(--no-world-metrics).") from None
