@@ -11,6 +11,7 @@ Outputs (docs/formats.md):
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -113,7 +114,12 @@ class AdaLoraTask(DiffusionTask):
         return self.peft_model.peft_config["default"].rank_pattern
 
     def save_output(self, folder: Path, model) -> None:
-        model.save_pretrained(str(folder), safe_serialization=True)
+        with warnings.catch_warnings():
+            # The allocator may prune a module to rank 0, which leaves zero-sized lora_A /
+            # lora_B tensors; peft reads those as unsharded distributed weights and warns
+            # about DeepSpeed. Here they are the allocation itself, and reload as rank 0.
+            warnings.filterwarnings("ignore", message=r".*LoRA tensor\(s\) have invalid shape")
+            model.save_pretrained(str(folder), safe_serialization=True)
 
 
 def train_lora(config: LoraTrainConfig, pipe=None, dataset=None, hooks: tuple[LossHook, ...] = (), report=print) -> Path:

@@ -45,12 +45,15 @@ def write_set(folder: Path, corr: Correlation, n: int, seed: int, size: int, cor
         if correlated:
             attrs[corr.spurious] = corr.spurious_value
         identity = int(rng.integers(5 * N_IDENTITIES, 6 * N_IDENTITIES))
+        render_seed = int(rng.integers(2**31))
         name = f"{i:05d}.png"
-        Image.fromarray(render(attrs, identity, int(rng.integers(2**31)), size)).save(folder / name)
+        Image.fromarray(render(attrs, identity, render_seed, size)).save(folder / name)
         base = compose_caption(attrs, rng, omit=(corr.target, corr.spurious))
         category = BY_NAME[corr.target].category
         lines.append(json.dumps({"file_name": name, "base_caption": base, "target_caption": corr.target_caption(),
-                                 "category": category, "attributes": attrs}))
+                                 "category": category, "attributes": attrs,
+                                 # what re-renders the portrait and its region masks exactly
+                                 "identity": identity, "render_seed": render_seed}))
     (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
     return folder
 
