@@ -54,6 +54,11 @@ def test_wilson_interval_and_verdict():
                (("original", 0.02, 0.9), ("naive", 0.40, 0.95), ("control", 0.05, 0.95), ("ours", 0.08, 0.93))}
     v = verdict(results)
     assert v["pollution_reproduced"] and np.isclose(v["rise_cut_by_ours"], 1 - 0.06 / 0.38) and v["goal_met"]
+    weak = {**results, "naive": {"spurious_rate": rate(0.12), "target_accuracy": rate(0.95)},
+            "control": {"spurious_rate": rate(0.02), "target_accuracy": rate(0.95)},
+            "ours": {"spurious_rate": rate(0.04), "target_accuracy": rate(0.95)}}
+    v = verdict(weak)  # ours removes 80% of a 10-point rise: removal holds, the goal does not
+    assert v["removal_met"] and not v["pollution_reproduced"] and not v["goal_met"]
 
 
 # --------------------------------------------------------------------------- the methods table

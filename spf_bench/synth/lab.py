@@ -218,7 +218,10 @@ def verdict(results: dict) -> dict:
         out["rise_cut_by_ours"] = 1 - rise["ours"] / rise["naive"]
         gap = results["naive"]["target_accuracy"]["value"] - results["ours"]["target_accuracy"]["value"]
         out["target_gap_naive_minus_ours"] = gap
-        out["goal_met"] = out["rise_cut_by_ours"] >= 0.70 and gap <= 0.05
+        out["removal_met"] = out["rise_cut_by_ours"] >= 0.70 and gap <= 0.05
+        # The goal holds only where the world polluted in the first place: removing most of
+        # a rise too small to call pollution proves little.
+        out["goal_met"] = out["removal_met"] and out.get("pollution_reproduced", False)
     return out
 
 
