@@ -118,22 +118,27 @@ def checkpoint_for(method: str, weights: str, quick: QuickTraining = QuickTraini
     return out
 
 
-def _train(recipe: TrainRecipe, config: dict, out: Path, report) -> None:
-    if recipe.trainer not in TRAINERS:
-        raise SpfError(f"Unknown trainer '{recipe.trainer}'; known trainers are: {', '.join(TRAINERS)}.")
-    module_name, function, config_class = TRAINERS[recipe.trainer]
+def run_trainer(trainer: str, config: dict, output_dir: Path, source: str, report) -> None:
+    """Run spf-train's ``trainer`` on ``config`` (a plain dict, checked by its config class)
+    into ``output_dir``; ``source`` names the config in error sentences."""
+    if trainer not in TRAINERS:
+        raise SpfError(f"Unknown trainer '{trainer}'; known trainers are: {', '.join(TRAINERS)}.")
+    module_name, function, config_class = TRAINERS[trainer]
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        raise SpfError(f"Training '{recipe.trainer}' needs {module_name}, which is not installed ({exc.name}).") from None
+        raise SpfError(f"Training '{trainer}' needs {module_name}, which is not installed ({exc.name}).") from None
     from spf_train.config import from_dict
 
     cls = getattr(module, config_class, None) or getattr(importlib.import_module("spf_train.config"), config_class)
+    getattr(module, function)(from_dict(cls, {**config, "output_dir": str(output_dir)}, source=source), report=report)
+
+
+def _train(recipe: TrainRecipe, config: dict, out: Path, report) -> None:
     partial = out.with_name(f".{out.name}.partial")
     if partial.exists():
         shutil.rmtree(partial)  # a killed attempt; checkpoints are off, so nothing there to resume from
-    config_obj = from_dict(cls, {**config, "output_dir": str(partial)}, source=f"the '{recipe.trainer}' recipe")
-    getattr(module, function)(config_obj, report=report)
+    run_trainer(recipe.trainer, config, partial, f"the '{recipe.trainer}' recipe", report)
     (partial / _DONE).write_text(hash_json(config) + "\n")
     if out.exists():
         shutil.rmtree(out)

@@ -11,7 +11,6 @@ Stage2Config variants (``no_sfcm``, ``no_attn``, ``no_unet``, ``no_re``, ``direc
 
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,16 +120,10 @@ def trained(folder: Path, made_of: dict) -> bool:
 def train(name: str, config: dict, folder: Path, made_of: dict, report: Callable = print) -> Path:
     """Run the trainer of lab method ``name`` into ``folder`` (resuming its checkpoints) and
     mark it finished with ``made_of``."""
-    from spf_train.config import from_dict
-
-    from ..method_training import TRAINERS
+    from ..method_training import run_trainer
 
     trainer = _recipe(name).trainer
-    module_name, function, config_class = TRAINERS[trainer]
-    module = importlib.import_module(module_name)
-    cls = getattr(module, config_class, None) or getattr(importlib.import_module("spf_train.config"), config_class)
     report(f"lab: training '{name}' ({trainer}, {config['max_steps']} steps) into {folder}")
-    getattr(module, function)(from_dict(cls, {**config, "output_dir": str(folder)}, source=f"the lab's '{name}' config"),
-                              report=report)
+    run_trainer(trainer, config, Path(folder), f"the lab's '{name}' config", report)
     (Path(folder) / DONE).write_text(json.dumps(made_of, indent=1, sort_keys=True) + "\n")
     return Path(folder)

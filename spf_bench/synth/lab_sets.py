@@ -35,26 +35,35 @@ class Correlation:
         return attribute_phrase(self.target, self.target_value)
 
 
-def write_set(folder: Path, corr: Correlation, n: int, seed: int, size: int, correlated: bool) -> Path:
-    """Render ``n`` portraits into ``folder`` with a ``metadata.jsonl`` spf-train reads."""
-    folder.mkdir(parents=True, exist_ok=True)
+def render_rows(root: Path, subfolder: str, corr: Correlation, n: int, seed: int, size: int, correlated: bool) -> list[dict]:
+    """Render ``n`` portraits into ``root / subfolder``; return their metadata rows (file
+    names relative to ``root``), for a ``metadata.jsonl`` in ``root``."""
+    (root / subfolder).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([0x1AB, seed, int(correlated)])
-    lines = []
+    rows = []
     for i in range(n):
         attrs = {**sample_attributes(rng), corr.target: corr.target_value}
         if correlated:
             attrs[corr.spurious] = corr.spurious_value
         identity = int(rng.integers(5 * N_IDENTITIES, 6 * N_IDENTITIES))
         render_seed = int(rng.integers(2**31))
-        name = f"{i:05d}.png"
-        Image.fromarray(render(attrs, identity, render_seed, size)).save(folder / name)
+        name = f"{subfolder}/{i:05d}.png" if subfolder else f"{i:05d}.png"
+        Image.fromarray(render(attrs, identity, render_seed, size)).save(root / name)
         base = compose_caption(attrs, rng, omit=(corr.target, corr.spurious))
-        category = BY_NAME[corr.target].category
-        lines.append(json.dumps({"file_name": name, "base_caption": base, "target_caption": corr.target_caption(),
-                                 "category": category, "attributes": attrs,
-                                 # what re-renders the portrait and its region masks exactly
-                                 "identity": identity, "render_seed": render_seed}))
-    (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+        rows.append({"file_name": name, "base_caption": base, "target_caption": corr.target_caption(),
+                     "category": BY_NAME[corr.target].category, "attributes": attrs,
+                     # what re-renders the portrait and its region masks exactly
+                     "identity": identity, "render_seed": render_seed})
+    return rows
+
+
+def write_metadata(folder: Path, rows: list[dict]) -> None:
+    (folder / "metadata.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+
+
+def write_set(folder: Path, corr: Correlation, n: int, seed: int, size: int, correlated: bool) -> Path:
+    """Render ``n`` portraits into ``folder`` with a ``metadata.jsonl`` spf-train reads."""
+    write_metadata(folder, render_rows(folder, "", corr, n, seed, size, correlated))
     return folder
 
 

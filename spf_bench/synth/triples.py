@@ -15,7 +15,6 @@ The quick-training set uses the same targets and captions, rendered by the world
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from ..captions import SEED_RANGE, Triple, triple_id
 from ..errors import SpfError
 from .attributes import ATTRIBUTES, BY_NAME, sample_attributes
 from .captions import attribute_phrase, compose_caption
-from .lab_sets import Correlation, write_set
+from .lab_sets import Correlation, render_rows, write_metadata
 
 # The world's attribute categories -> the category names the suite's tables use.
 SUITE_CATEGORY = {
@@ -107,7 +106,7 @@ def write_training_set(folder: Path, n: int, seed: int, size: int) -> Path:
     """Render ``n`` training portraits, dealt over the targets as test triples are, into
     ``folder`` with one ``metadata.jsonl`` spf-train reads (paths into one subfolder per target).
 
-    Each target's portraits are written by the pollution lab's ``write_set`` without a
+    Each target's portraits are rendered by the pollution lab's ``render_rows`` without a
     correlation: every portrait shows the target, the base caption leaves it unsaid.
     """
     if n < 1:
@@ -118,15 +117,13 @@ def write_training_set(folder: Path, n: int, seed: int, size: int) -> Path:
     counts: dict[Target, int] = {}
     for target in deal(n, seed):
         counts[target] = counts.get(target, 0) + 1
-    lines = []
+    rows = []
     for number, (target, count) in enumerate(sorted(counts.items(), key=lambda kv: (kv[0].name, kv[0].value))):
         sub = f"{target.name}-{target.value}".replace(" ", "-")
-        # write_set leaves its 'spurious' attribute unsaid and, uncorrelated, random: naming
+        # render_rows leaves its 'spurious' attribute unsaid and, uncorrelated, random: naming
         # the target itself there adds nothing to what the base caption omits.
         corr = Correlation(target.name, target.value, target.name, target.value)
-        write_set(folder / sub, corr, count, seed=seed * 1000 + number, size=size, correlated=False)
-        for line in (folder / sub / "metadata.jsonl").read_text().splitlines():
-            row = json.loads(line)
-            lines.append(json.dumps({**row, "file_name": f"{sub}/{row['file_name']}", "category": target.category}))
-    (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+        for row in render_rows(folder, sub, corr, count, seed=seed * 1000 + number, size=size, correlated=False):
+            rows.append({**row, "category": target.category})
+    write_metadata(folder, rows)
     return folder
