@@ -3,7 +3,7 @@
 Side by side in one run, on the same device, sampler, steps, guidance, size and prompts:
 1. the reference: ``StableDiffusionPipeline`` as a user would script it, called once per
    prompt with default options (float32, one image per call, PIL output);
-2. ours: :func:`spf_bench.generate.render`, batched across triples with one seeded generator
+2. ours: :func:`spf_bench.generation.sampling.render`, batched across triples with one seeded generator
    per image, in the chosen precision (float16 by default on a GPU).
 Each side gets one untimed warm-up call, then the sides take turns for ``--repeats`` timed
 rounds and each keeps its best; model loading is excluded (both models are held at once). Printed as one JSON line:
@@ -25,11 +25,11 @@ import time
 import numpy as np
 import torch
 
-from spf_bench.base_model import dtype_name, parse_device, parse_dtype
-from spf_bench.captions import compose_triples
-from spf_bench.generate import GenerationSettings, Job, render, scheduler_for
-from spf_bench.methods import build_method
-from spf_bench.protocol import settings_for
+from spf_bench.generation.base_model import dtype_name, parse_device, parse_dtype
+from spf_bench.triples.captions import compose_triples
+from spf_bench.generation.sampling import GenerationSettings, Job, render, scheduler_for
+from spf_bench.methods.registry import build_method
+from spf_bench.generation.protocol import settings_for
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -159,7 +159,7 @@ def warm_up(metrics, networks, manifest, originals, customized, args, workdir) -
 
 
 def run_reference(metrics, networks, manifest, originals, customized, args, workdir):
-    from spf_bench.captions import full_caption
+    from spf_bench.triples.captions import full_caption
 
     targets = [t["target_caption"] for t in manifest]
     fulls = [full_caption(t["base_caption"], t["target_caption"]) for t in manifest]
@@ -184,7 +184,7 @@ def run_reference(metrics, networks, manifest, originals, customized, args, work
 # ----------------------------------------------------------------------------- our suite
 
 def run_ours(triples, run, metrics, networks, cache, args):
-    from spf_bench.evaluate import evaluate_run
+    from spf_bench.evaluation.evaluator import evaluate_run
 
     start = time.perf_counter()
     result = evaluate_run(triples, run, weights=args.weights, metrics=tuple(metrics), device=args.device,
@@ -228,7 +228,7 @@ def main(argv=None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="spf-metrics-bench-"))
     try:
-        from spf_bench.features_cache import FeatureCache
+        from spf_bench.evaluation.features_cache import FeatureCache
         from spf_bench.metrics import SmallSetWarning
 
         warnings.simplefilter("ignore", SmallSetWarning)

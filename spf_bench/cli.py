@@ -1,75 +1,11 @@
-"""``spf-bench``: the benchmark's command line.
-
-Each sub-command lives in its own module under ``spf_bench.commands`` and exposes
-``register(subparsers)``, which adds its parser and sets ``func``. User errors
-(:class:`~spf_bench.errors.SpfError`) are printed as their one sentence, exit code 2.
-"""
+"""``spf-bench``: the benchmark's command line (one module per sub-command under
+``spf_bench.commands``; the shared machinery is in :mod:`spf_bench.core.cli`)."""
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import sys
-
-from .errors import SpfError
+from spf_bench.core.cli import build_parser, run_cli
 
 COMMAND_MODULES = ("weights", "triples", "run", "evaluate", "report", "synth")
-
-
-def build_parser(prog: str, package: str, modules: tuple[str, ...], description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in modules:
-        try:
-            module = importlib.import_module(f"{package}.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{package}.commands.{name}":
-                continue  # command not part of this build
-            raise
-        module.register(sub)
-    return parser
-
-
-def quiet_libraries() -> None:
-    """Keep the libraries' loading chatter out of the suite's own progress output.
-
-    diffusers and transformers print a progress bar per component loaded and advice meant
-    for their own users; hpsv2's bundled open_clip imports a deprecated timm path. The
-    suite shows its own progress bars for the work that takes time.
-    """
-    import warnings
-
-    warnings.filterwarnings("ignore", message="Importing from timm.models.layers is deprecated", category=FutureWarning)
-    # The suite's own warnings (a small FID set, a resized image) are sentences for users:
-    # print them as such, without the source line Python appends for developers.
-    warnings.showwarning = lambda message, category, *_args, **_kw: print(f"warning: {message}", file=sys.stderr)
-    try:
-        from diffusers.utils import logging as diffusers_logging
-
-        diffusers_logging.set_verbosity_error()
-        diffusers_logging.disable_progress_bar()
-    except ImportError:
-        pass
-    try:
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.set_verbosity_error()
-        transformers_logging.disable_progress_bar()
-    except ImportError:
-        pass
-
-
-def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
-    args = parser.parse_args(argv)
-    quiet_libraries()
-    try:
-        return int(args.func(args) or 0)
-    except SpfError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted; finished work is kept and the next run resumes from it.", file=sys.stderr)
-        return 130
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from .config import AdaLoraTrainConfig, LoraTrainConfig
-from .diffusion_task import DiffusionTask
-from .loop import LossHook, LossTerm, total_steps, train
-from .trainable import add_adalora, add_lora
+from spf_train.config import AdaLoraTrainConfig, LoraTrainConfig
+from spf_train.diffusion_task import DiffusionTask
+from spf_train.loop import LossHook, LossTerm, total_steps, train
+from spf_train.trainable import add_adalora, add_lora
 
 
 def _targets(config: LoraTrainConfig) -> list[str]:

@@ -5,7 +5,7 @@ Each sub-command lives in ``spf_train.commands.<name>`` with ``register(subparse
 
 from __future__ import annotations
 
-from spf_bench.cli import build_parser, run_cli
+from spf_bench.core.cli import build_parser, run_cli
 
 COMMAND_MODULES = ("stage1", "stage2", "lora", "adalora", "sfcm", "tokencompose")
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spf_bench.errors import SpfError
+from spf_bench.core.atomic import write_json_atomic
+from spf_bench.core.errors import SpfError
 
 CONFIG_FILE_NAME = "spf_config.json"
 
@@ -252,9 +253,7 @@ def save_config(config, folder: str | os.PathLike) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / CONFIG_FILE_NAME
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(config_to_dict(config), indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, config_to_dict(config), indent=2)
     return path
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from spf_bench.errors import SpfError
+from spf_bench.core.errors import SpfError
 
 METADATA_FILE = "metadata.jsonl"
 REQUIRED_FIELDS = ("file_name", "base_caption", "target_caption", "category")

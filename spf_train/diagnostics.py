@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .capture import AttentionRecord, capturing
-from .clip_guide import ClipGuide
-from .data import image_to_tensor, join_caption
-from .models import encode_text, load_clip, load_pipeline, native_resolution, training_scheduler
-from .sfcm import SfcmBuilder
+from spf_train.capture import AttentionRecord, capturing
+from spf_train.clip_guide import ClipGuide
+from spf_train.data import image_to_tensor, join_caption
+from spf_train.models import encode_text, load_clip, load_pipeline, native_resolution, training_scheduler
+from spf_train.sfcm import SfcmBuilder
 
 
 def overlay(image: Image.Image, heat: torch.Tensor, alpha: float = 0.5) -> Image.Image:

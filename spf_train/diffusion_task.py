@@ -10,17 +10,24 @@ from pathlib import Path
 
 import torch
 
-from .capture import AttentionRecord, install_capture
-from .config import TrainConfig
-from .data import PortraitDataset
-from .latent_cache import build_latent_cache, cache_key
-from .loop import LossTerm, StepContext, weight_dtype
-from .losses import diffusion_loss
-from .models import (
-    diffusion_target, encode_text, freeze, latent_distribution, load_pipeline, native_resolution,
-    noise_and_timesteps, sample_latents, training_scheduler,
+from spf_train.capture import AttentionRecord, install_capture
+from spf_train.config import TrainConfig
+from spf_train.data import PortraitDataset
+from spf_train.latent_cache import build_latent_cache, cache_key
+from spf_train.loop import LossTerm, StepContext, weight_dtype
+from spf_train.losses import diffusion_loss
+from spf_train.models import (
+    diffusion_target,
+    encode_text,
+    freeze,
+    latent_distribution,
+    load_pipeline,
+    native_resolution,
+    noise_and_timesteps,
+    sample_latents,
+    training_scheduler,
 )
-from .trainable import train_full
+from spf_train.trainable import train_full
 
 
 class DiffusionTask:

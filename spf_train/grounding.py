@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import re
 
-from spf_bench.errors import SpfError
+from spf_bench.core.errors import SpfError
 
-from .data import join_caption
+from spf_train.data import join_caption
 
 # Person nouns of portrait captions, longest first so "grandmother" wins over "mother".
 SUBJECT_WORDS = tuple(sorted((

@@ -11,13 +11,13 @@ new cache rather than reusing a stale one.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import torch
 
-from .data import METADATA_FILE, PortraitDataset, collate
-from .models import latent_distribution
+from spf_bench.core.atomic import atomic_path
+from spf_train.data import METADATA_FILE, PortraitDataset, collate
+from spf_train.models import latent_distribution
 
 
 def cache_key(base_model: str, resolution: int, dataset: PortraitDataset) -> str:
@@ -42,8 +42,6 @@ def build_latent_cache(vae, dataset: PortraitDataset, path: Path, batch_size: in
         means.append(mean.float().cpu())
         logvars.append(logvar.float().cpu())
     mean, logvar = torch.cat(means), torch.cat(logvars)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({"mean": mean.contiguous(), "logvar": logvar.contiguous()}, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file({"mean": mean.contiguous(), "logvar": logvar.contiguous()}, str(tmp))
     return mean, logvar

@@ -33,10 +33,10 @@ from typing import Any, Callable, Protocol
 
 import torch
 
-from spf_bench.errors import SpfError
+from spf_bench.core.errors import SpfError
 
-from .config import TrainConfig, save_config
-from .data import batch_indices, collate
+from spf_train.config import TrainConfig, save_config
+from spf_train.data import batch_indices, collate
 
 CHECKPOINT_DIR = "checkpoints"
 LOG_FILE = "train_log.jsonl"

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from spf_bench import zoo
-from spf_bench.errors import SpfError
+from spf_bench.core.errors import SpfError
 
 ZOO_SOURCES = ("tiny", "random", "pretrained")
 
@@ -39,7 +39,7 @@ def load_unet(spec: str, device: str | torch.device = "cpu", dtype: torch.dtype 
         raise SpfError(f"{folder} is neither a weight source ({', '.join(ZOO_SOURCES)}) nor a diffusers pipeline folder with model_index.json.")
     from diffusers import UNet2DConditionModel
 
-    from spf_bench.errors import WeightsCorruptError
+    from spf_bench.core.errors import WeightsCorruptError
 
     try:
         unet = UNet2DConditionModel.from_pretrained(str(folder), subfolder="unet", dtype=dtype,

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import Stage1Config
-from .diffusion_task import DiffusionTask
-from .loop import LossHook, train
+from spf_train.config import Stage1Config
+from spf_train.diffusion_task import DiffusionTask
+from spf_train.loop import LossHook, train
 
 
 class Stage1Task(DiffusionTask):

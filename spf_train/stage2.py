@@ -19,21 +19,33 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from spf_bench.errors import SpfError
+from spf_bench.core.errors import SpfError
 
-from .capture import AttentionRecord, install_capture
-from .clip_guide import ClipGuide
-from .config import Stage2Config
-from .data import batch_indices, collate
-from .diffusion_task import DiffusionTask
-from .loop import LossHook, LossTerm, StepContext, train, weight_dtype
-from .losses import attention_alignment_loss, diffusion_loss, difference_vector_loss, direct_clip_loss, hidden_alignment_loss
-from .models import (
-    base_token_counts, diffusion_target, encode_text, freeze, load_clip, load_unet, predicted_clean_latents,
+from spf_train.capture import AttentionRecord, install_capture
+from spf_train.clip_guide import ClipGuide
+from spf_train.config import Stage2Config
+from spf_train.data import batch_indices, collate
+from spf_train.diffusion_task import DiffusionTask
+from spf_train.loop import LossHook, LossTerm, StepContext, train, weight_dtype
+from spf_train.losses import (
+    attention_alignment_loss,
+    diffusion_loss,
+    difference_vector_loss,
+    direct_clip_loss,
+    hidden_alignment_loss,
 )
-from .sfcm import SfcmBuilder, resize_map_to_tokens
-from .trainable import merge_into_weights, select_stage2_trainable
-from .xattn_adapter import save_xattn_adapter, strip_xattn_adapters
+from spf_train.models import (
+    base_token_counts,
+    diffusion_target,
+    encode_text,
+    freeze,
+    load_clip,
+    load_unet,
+    predicted_clean_latents,
+)
+from spf_train.sfcm import SfcmBuilder, resize_map_to_tokens
+from spf_train.trainable import merge_into_weights, select_stage2_trainable
+from spf_train.xattn_adapter import save_xattn_adapter, strip_xattn_adapters
 
 RE_DECODE_SIZES = ("full", "clip")
 STAGE2_CHOICES = {

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from spf_bench.errors import SpfError
+from spf_bench.core.errors import SpfError
 
 STAGE2_TRAINABLE = ("xattn", "full", "lora-xattn", "adapter-xattn")
 ATTENTION_PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0")
@@ -83,7 +83,7 @@ def select_stage2_trainable(unet, kind: str, lora_rank: int = 4) -> list[torch.n
     if kind == "lora-xattn":
         return add_lora(unet, lora_rank, lora_rank, CROSS_ATTENTION_PATTERN)
     if kind == "adapter-xattn":
-        from .xattn_adapter import add_xattn_adapters
+        from spf_train.xattn_adapter import add_xattn_adapters
 
         return add_xattn_adapters(unet)
     raise SpfError(f"Unknown trainable part '{kind}'; choose one of: {', '.join(STAGE2_TRAINABLE)}.")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from spf_bench.errors import SpfError
+from spf_bench.core.errors import SpfError
 
 ADAPTER_FILE = "xattn_adapter.safetensors"
 _ADAPTER_KEY = ".processor.branch."

@@ -70,5 +70,5 @@ class _LazyNetworks(dict):
 @pytest.fixture(scope="session")
 def tiny_networks():
     """The metrics' tiny networks by zoo name, loaded once per session; pass as ``networks=``
-    to :func:`spf_bench.evaluate.evaluate_run` or ``RunRequest.networks``."""
+    to :func:`spf_bench.evaluation.evaluator.evaluate_run` or ``RunRequest.networks``."""
     return _LazyNetworks()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import SpfError
+from spf_bench.core.errors import SpfError
 
 METRIC_NAMES = ("FID", "LPIPS", "ID", "CLIP-I", "Seg-Cons", "CLIP-T", "HPSv2", "MPS")
 WORLD_METRIC_NAMES = ("Target-Acc", "Attr-Pres", "ID-Pres")  # the synthetic world's exact metrics
@@ -40,7 +40,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate import evaluate_run
+    from spf_bench.evaluation.evaluator import evaluate_run
 
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     if not metrics:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..report import ReportOptions, build_report
-from ..errors import SpfError
-from ..report_runs import load_runs
-from ..tables import compare_methods
+from spf_bench.results.report import ReportOptions, build_report
+from spf_bench.core.errors import SpfError
+from spf_bench.results.runs import load_runs
+from spf_bench.results.tables import compare_methods
 
 
 def register(subparsers) -> None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..base_model import parse_device
-from ..bench_run import RunRequest, run_benchmark
-from ..method_training import QuickTraining
-from ..methods import known_methods, parse_checkpoint_args, read_methods_file
-from ..protocol import settings_for
+from spf_bench.generation.base_model import parse_device
+from spf_bench.benchmark import RunRequest, run_benchmark
+from spf_bench.methods.training import QuickTraining
+from spf_bench.methods.registry import known_methods, parse_checkpoint_args, read_methods_file
+from spf_bench.generation.protocol import settings_for
 
 
 def register(subparsers) -> None:

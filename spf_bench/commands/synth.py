@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..errors import SpfError
+from spf_bench.core.errors import SpfError
 
 
 def register(subparsers) -> None:
@@ -34,7 +34,7 @@ def register(subparsers) -> None:
     lab.add_argument("--out", type=Path, required=True, help="folder for the sets, checkpoints, images and summary (resumable)")
     lab.add_argument("--target", default="glasses=yes", help="ATTRIBUTE=VALUE every fine-tuning image shows (default glasses=yes)")
     lab.add_argument("--spurious", default="background=green", help="ATTRIBUTE=VALUE correlated with it (default background=green)")
-    from ..synth.lab_methods import DEFAULT_METHODS, LAB_METHODS  # a light table: no torch import
+    from spf_bench.lab.methods import DEFAULT_METHODS, LAB_METHODS  # a light table: no torch import
 
     lab.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                      help=f"comma-separated lab methods, of: {', '.join(LAB_METHODS)} (default: {','.join(DEFAULT_METHODS)})")
@@ -48,7 +48,7 @@ def register(subparsers) -> None:
 
 
 def _recipe(args: argparse.Namespace):
-    from ..synth.recipe import Recipe
+    from spf_bench.world.recipe import Recipe
 
     recipe = Recipe()
     if args.scale != 1.0:
@@ -65,7 +65,7 @@ def _recipe(args: argparse.Namespace):
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
-    from ..synth.world import STAGES, WorldTrainer
+    from spf_bench.world.trainer import STAGES, WorldTrainer
 
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
     unknown = [s for s in stages if s not in STAGES]
@@ -77,7 +77,7 @@ def run_train(args: argparse.Namespace) -> int:
     (Path(args.work) / "figures.json").write_text(json.dumps(figures, indent=1) + "\n")
     print(json.dumps(figures, indent=1))
     if args.ship:
-        from ..synth.ship import ship
+        from spf_bench.world.ship import ship
 
         missing = [s for s in STAGES if not trainer.done(s)]
         if missing:
@@ -87,10 +87,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from .. import zoo
-    from ..synth import measure
-    from ..synth.ship import load_shipped_oracle
-    from ..zoo import synth_source
+    from spf_bench import zoo
+    from spf_bench.world import measure
+    from spf_bench.world.ship import load_shipped_oracle
+    from spf_bench.zoo import synth_source
 
     oracle = load_shipped_oracle()
     for name in synth_source.world_networks():
@@ -106,7 +106,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def _pair(text: str, flag: str) -> tuple[str, str]:
-    from ..synth.attributes import BY_NAME
+    from spf_bench.world.attributes import BY_NAME
 
     name, _, value = text.partition("=")
     if name not in BY_NAME or value not in BY_NAME[name].values:
@@ -128,12 +128,12 @@ def _metrics(text: str, known: tuple[str, ...]) -> tuple[str, ...]:
 def run_lab(args: argparse.Namespace) -> int:
     import torch
 
-    from ..metrics import METRIC_ORDER
-    from ..synth.lab import Lab, LabConfig
-    from ..synth.lab_methods import check_methods
-    from ..synth.lab_sets import Correlation
-    from ..synth.ship import load_shipped_oracle
-    from ..zoo import synth_source
+    from spf_bench.metrics import METRIC_ORDER
+    from spf_bench.lab.experiment import Lab, LabConfig
+    from spf_bench.lab.methods import check_methods
+    from spf_bench.world.sets import Correlation
+    from spf_bench.world.ship import load_shipped_oracle
+    from spf_bench.zoo import synth_source
 
     torch.set_num_threads(max(1, args.threads))
     target, spurious = _pair(args.target, "--target"), _pair(args.spurious, "--spurious")

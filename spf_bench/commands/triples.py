@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..base_model import parse_device, parse_dtype
-from ..captions import compose_for, read_user_triples
-from ..protocol import DEFAULT_TRIPLES, settings_for
-from ..triples import build_triple_set, load_triple_set
+from spf_bench.generation.base_model import parse_device, parse_dtype
+from spf_bench.triples.captions import read_user_triples
+from spf_bench.triples.compose import compose_for
+from spf_bench.generation.protocol import DEFAULT_TRIPLES, settings_for
+from spf_bench.triples.triple_set import build_triple_set, load_triple_set
 
 
 def register(subparsers) -> None:

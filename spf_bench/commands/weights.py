@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import SpfError
-from ..zoo import registry
-from ..zoo.checkpoints import count_parameters_in_file
+from spf_bench.core.errors import SpfError
+from spf_bench.zoo import registry
+from spf_bench.zoo.checkpoints import count_parameters_in_file
 
 
 def register(subparsers) -> None:
@@ -56,7 +56,7 @@ def _describe(network: registry.Network, source: str) -> tuple[list[str], str | 
     folder = registry.folder_for(network.name, source) if source in ("tiny", "synth") else _pretrained_folder(network)
     label = source
     if source == "synth":
-        from ..zoo import synth_source
+        from spf_bench.zoo import synth_source
 
         # The world trains only some networks; say which ones are borrowed from the tiny zoo.
         label = "synth" if synth_source.origin(network.name) == "synth" else "tiny (not trained by the world)"
@@ -98,7 +98,8 @@ def _print_table(rows: list[list[str]]) -> None:
 
 
 def _fetch(networks: list[registry.Network], source: str) -> int:
-    from ..zoo import fetch, paths
+    from spf_bench.zoo import fetch
+    from spf_bench.core import paths
 
     if source != "pretrained":
         raise SpfError("--fetch fills SPF_WEIGHTS_DIR with real weights, so it needs --weights pretrained.")
@@ -116,13 +117,13 @@ def _fetch(networks: list[registry.Network], source: str) -> int:
 def convert(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..zoo import paths
+    from spf_bench.core import paths
 
     if args.network != "mps":
         raise SpfError(f"Only the 'mps' checkpoint is released as a pickled object needing conversion, not '{args.network}'.")
     if not args.trust_pickle:
         raise SpfError(f"Converting {args.src} unpickles it, which can run code it contains; pass --trust-pickle if you trust where it came from.")
-    from ..zoo.networks import mps
+    from spf_bench.zoo.networks import mps
 
     root = paths.weights_dir()
     if root is None:

@@ -6,16 +6,16 @@ backbones that produce their features are in :mod:`.backbones`, and what each ba
 receives exactly is documented in :mod:`.preprocess`.
 """
 
-from .base import PairMetric
-from .clip_image import ClipImageSimilarity, clip_image_similarity
-from .clip_text import ClipTextAlignment, clip_text_alignment
-from .fid import FrechetInceptionDistance, SmallSetWarning, frechet_distance
-from .hps import HpsV2Score, hps_v2_score
-from .identity import IdentitySimilarity, identity_similarity
-from .lpips_distance import LearnedPerceptualSimilarity, lpips_distance, lpips_features
-from .mps import MpsScore, mps_score
-from .seg_cons import SegmentationConsistency, segmentation_consistency
-from .world import WORLD_METRIC_ORDER, WORLD_METRICS
+from spf_bench.metrics.base import PairMetric
+from spf_bench.metrics.clip_image import ClipImageSimilarity, clip_image_similarity
+from spf_bench.metrics.clip_text import ClipTextAlignment, clip_text_alignment
+from spf_bench.metrics.fid import FrechetInceptionDistance, SmallSetWarning, frechet_distance
+from spf_bench.metrics.hps import HpsV2Score, hps_v2_score
+from spf_bench.metrics.identity import IdentitySimilarity, identity_similarity
+from spf_bench.metrics.lpips_distance import LearnedPerceptualSimilarity, lpips_distance, lpips_features
+from spf_bench.metrics.mps import MpsScore, mps_score
+from spf_bench.metrics.seg_cons import SegmentationConsistency, segmentation_consistency
+from spf_bench.metrics.world import WORLD_METRIC_ORDER, WORLD_METRICS
 
 METRICS = {
     cls.name: cls

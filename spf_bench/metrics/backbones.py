@@ -17,16 +17,16 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from . import preprocess
-from .lpips_distance import lpips_features
-from .weights_identity import weights_sha256
+from spf_bench.metrics import preprocess
+from spf_bench.metrics.lpips_distance import lpips_features
+from spf_bench.metrics.weights_identity import weights_sha256
 
 # Bumped when a backbone's feature computation changes, so cached features are not reused.
 FEATURE_VERSION = 1
 
 
 def _weights_files(name: str, source: str) -> list[str]:
-    from ..zoo import registry
+    from spf_bench.zoo import registry
 
     if source == "random":
         return []
@@ -73,7 +73,7 @@ class Backbone:
         return self._network
 
     def _load(self) -> Any:
-        from .. import zoo
+        from spf_bench import zoo
 
         return zoo.load(self.name, source=self.source, device=self.device)
 
@@ -278,16 +278,16 @@ class OracleBackbone(Backbone):
     """
 
     name = "oracle"
-    implementation = "spf_bench.synth.oracle.AttributeOracle, argmax value index per attribute"
+    implementation = "spf_bench.world.oracle.AttributeOracle, argmax value index per attribute"
 
     def _load(self) -> Any:
-        from ..synth.ship import load_shipped_oracle
+        from spf_bench.world.ship import load_shipped_oracle
 
         return load_shipped_oracle()
 
     def weights_identity(self) -> tuple[str, list[str]]:
-        from ..synth.ship import ORACLE
-        from ..zoo import synth_source
+        from spf_bench.world.ship import ORACLE
+        from spf_bench.zoo import synth_source
 
         files = synth_source.manifest().get(ORACLE) or {}
         digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import torch
 
-from .fid import frechet_distance
+from spf_bench.metrics.fid import frechet_distance
 
 LEVEL = 0.95
 

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import torch
 
-from .base import PRESERVATION, PairMetric, cosine_rows
+from spf_bench.metrics.base import PRESERVATION, PairMetric, cosine_rows
 
 
 def _clip_image_update(emb_o: torch.Tensor, emb_c: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import torch
 
-from .base import RESPONSIVENESS, PairMetric, cosine_rows
+from spf_bench.metrics.base import RESPONSIVENESS, PairMetric, cosine_rows
 
 CAPTIONS = ("target", "full")
 

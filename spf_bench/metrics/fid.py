@@ -21,7 +21,7 @@ from typing import ClassVar
 import torch
 from torchmetrics import Metric
 
-from .base import PRESERVATION
+from spf_bench.metrics.base import PRESERVATION
 
 
 class SmallSetWarning(UserWarning):

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import torch
 
-from .base import PRESERVATION, PairMetric, cosine_rows
+from spf_bench.metrics.base import PRESERVATION, PairMetric, cosine_rows
 
 
 def _identity_update(emb_o: torch.Tensor, emb_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

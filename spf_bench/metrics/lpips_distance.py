@@ -17,8 +17,8 @@ from typing import ClassVar, Sequence
 
 import torch
 
-from ..errors import SpfError
-from .base import PRESERVATION, PairMetric
+from spf_bench.core.errors import SpfError
+from spf_bench.metrics.base import PRESERVATION, PairMetric
 
 RANGE_TOLERANCE = 1e-4
 

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import torch
 
-from .base import OVERALL, PairMetric
+from spf_bench.metrics.base import OVERALL, PairMetric
 
 
 def _mps_update(scores: torch.Tensor) -> torch.Tensor:

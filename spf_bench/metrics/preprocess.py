@@ -35,7 +35,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-ALPHA_BACKGROUND = (255, 255, 255)
+from spf_bench.core.images import ALPHA_BACKGROUND, to_rgb_uint8  # noqa: F401 (the decoding policy lives with the reader; re-exported)
+
 SIZE_POLICY = "resize customized to original size, PIL bicubic (antialiased)"
 
 BACKBONE_INPUTS = {
@@ -56,48 +57,6 @@ BACKBONE_INPUTS = {
     "oracle": {"dtype": "float32", "range": "[-1, 1]", "layout": "NCHW", "conversion": "x / 127.5 - 1",
                "resizer": "none (an image not of the oracle's own size is refused)", "crop": "none"},
 }
-
-
-def from_uint16(values: np.ndarray) -> np.ndarray:
-    """16-bit to 8-bit by round(v / 257): 0 -> 0, 65535 -> 255, monotone, no bias."""
-    return np.floor(values.astype(np.float64) / 257.0 + 0.5).clip(0, 255).astype(np.uint8)
-
-
-def _composite(image: Image.Image) -> Image.Image:
-    rgba = image.convert("RGBA")
-    background = Image.new("RGBA", rgba.size, ALPHA_BACKGROUND + (255,))
-    return Image.alpha_composite(background, rgba).convert("RGB")
-
-
-def to_rgb_uint8(image: Image.Image) -> np.ndarray:
-    """A decoded Pillow image as RGB uint8 [H, W, 3] by the policy of this module."""
-    mode = image.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        gray = np.asarray(image)
-        if mode == "I" and gray.max(initial=0) <= 255:
-            gray8 = gray.astype(np.uint8)  # 8-bit data stored in a 32-bit container
-        else:
-            gray8 = from_uint16(gray.clip(0, 65535))
-        return np.repeat(gray8[:, :, None], 3, axis=2)
-    if mode == "F":
-        # Float images carry no convention; [0, 1] is the common one for saved tensors.
-        gray8 = np.floor(np.asarray(image).clip(0, 1) * 255 + 0.5).astype(np.uint8)
-        return np.repeat(gray8[:, :, None], 3, axis=2)
-    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in image.info):
-        return np.asarray(_composite(image))
-    return np.asarray(image.convert("RGB"))
-
-
-def array16_to_rgb_uint8(array: np.ndarray) -> np.ndarray:
-    """A 16-bit array as OpenCV decodes it (gray, BGR or BGRA) -> RGB uint8 by the same policy."""
-    if array.ndim == 2:
-        return np.repeat(from_uint16(array)[:, :, None], 3, axis=2)
-    if array.shape[2] == 4:
-        rgb = array[:, :, 2::-1].astype(np.float64)
-        alpha = array[:, :, 3:4].astype(np.float64) / 65535.0
-        background = np.array(ALPHA_BACKGROUND, dtype=np.float64) * 257.0
-        return from_uint16(rgb * alpha + background * (1 - alpha))
-    return from_uint16(array[:, :, ::-1])
 
 
 def match_size(original: np.ndarray, customized: np.ndarray) -> tuple[np.ndarray, bool]:

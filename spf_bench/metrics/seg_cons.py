@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import torch
 
-from .base import PRESERVATION, PairMetric
+from spf_bench.metrics.base import PRESERVATION, PairMetric
 
 
 def _seg_cons_update(masks_o: torch.Tensor, masks_c: torch.Tensor) -> torch.Tensor:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import torch
 
-from ..errors import WeightsMissingError
+from spf_bench.core.atomic import write_json_atomic
+from spf_bench.core.errors import WeightsMissingError
 
 
 def _digest(payload) -> str:
@@ -25,13 +25,13 @@ def _digest(payload) -> str:
 
 
 def _memo_path() -> Path:
-    from ..zoo import paths
+    from spf_bench.core import paths
 
     return paths.cache_dir() / "features" / "weights-sha256.json"
 
 
 def _file_sha256(path: Path) -> str:
-    from ..zoo.registry import sha256_file
+    from spf_bench.core.fingerprint import sha256_file
 
     stat = path.stat()
     memo_file = _memo_path()
@@ -42,15 +42,12 @@ def _file_sha256(path: Path) -> str:
     key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
     if key not in memo:
         memo[key] = sha256_file(path)
-        memo_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo_file.with_name(f".{memo_file.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(memo, indent=1, sort_keys=True))
-        os.replace(tmp, memo_file)
+        write_json_atomic(memo_file, memo)
     return memo[key]
 
 
 def weights_sha256(name: str, source: str) -> str:
-    from ..zoo import registry
+    from spf_bench.zoo import registry
 
     if source == "random":
         return _digest({"network": name, "source": "random", "torch": torch.__version__})

@@ -10,7 +10,7 @@ Only the ``synth`` weights have a world whose every attribute is known, so only 
   it therefore equals ID on the same run, and is listed beside the world's two others so the
   exact metrics read as one group.
 
-The per-pair math lives in :mod:`spf_bench.synth.world_metrics`; here it is wrapped as
+The per-pair math lives in :mod:`spf_bench.world.world_metrics`; here it is wrapped as
 :class:`~spf_bench.metrics.base.PairMetric` subclasses fed with backbone features (the
 ``oracle`` backbone's value indices, the ``face`` backbone's embeddings).
 """
@@ -22,9 +22,9 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ..errors import SpfError
-from .base import PRESERVATION, RESPONSIVENESS, PairMetric
-from .identity import IdentitySimilarity
+from spf_bench.core.errors import SpfError
+from spf_bench.metrics.base import PRESERVATION, RESPONSIVENESS, PairMetric
+from spf_bench.metrics.identity import IdentitySimilarity
 
 WORLD_WEIGHTS = "synth"
 
@@ -37,7 +37,7 @@ class _OracleMetric(PairMetric):
     key: ClassVar[str]  # the value of world_metrics.pair_scores this metric keeps
 
     def update(self, labels_o: torch.Tensor, labels_c: torch.Tensor, target_captions: list[str]) -> None:
-        from ..synth.world_metrics import pair_scores
+        from spf_bench.world.world_metrics import pair_scores
 
         o, c = np.asarray(labels_o), np.asarray(labels_c)
         values = [pair_scores(o[i], c[i], caption)[self.key] for i, caption in enumerate(target_captions)]
@@ -93,7 +93,7 @@ def check_target_captions(pairs, metrics: tuple[str, ...]) -> None:
     """Stop before scoring when a target caption is not one of the world's (the oracle metrics parse it)."""
     if not any(m in ORACLE_METRICS for m in metrics):
         return
-    from ..synth.world_metrics import target_attributes
+    from spf_bench.world.world_metrics import target_attributes
 
     for pair in pairs:
         try:

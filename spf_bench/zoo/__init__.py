@@ -4,4 +4,4 @@
 >>> pipe = zoo.load("sd15", source="tiny")  # doctest: +SKIP
 """
 
-from .registry import SOURCES, get_network, known_networks, load  # noqa: F401
+from spf_bench.zoo.registry import SOURCES, get_network, known_networks, load  # noqa: F401

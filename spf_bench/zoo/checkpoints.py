@@ -14,7 +14,7 @@ from typing import Mapping
 
 import torch
 
-from ..errors import WeightsCorruptError
+from spf_bench.core.errors import WeightsCorruptError
 
 
 def read_state_dict(path: Path, key: str | None = None) -> dict[str, torch.Tensor]:

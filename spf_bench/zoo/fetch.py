@@ -15,8 +15,10 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ..errors import SpfError
-from .registry import LOCK_FILE, Network, WeightFile, sha256_file
+from spf_bench.core.atomic import write_json_atomic
+from spf_bench.core.errors import SpfError
+from spf_bench.zoo.registry import LOCK_FILE, Network, WeightFile
+from spf_bench.core.fingerprint import sha256_file
 
 HUB_HOST = "huggingface.co"
 
@@ -77,7 +79,5 @@ def write_lock(root: Path, hashes: dict[str, dict[str, str]]) -> Path:
     lock = root / LOCK_FILE
     recorded = json.loads(lock.read_text()) if lock.is_file() else {}
     recorded.update(hashes)
-    tmp = lock.with_suffix(".tmp")
-    tmp.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, lock)
+    write_json_atomic(lock, recorded, durable=True, indent=2)
     return lock

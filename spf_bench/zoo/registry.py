@@ -9,19 +9,17 @@ user's real weights and the tiny ones, so the tiny zoo exercises the real loadin
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from ..errors import SpfError, WeightsMissingError
-from . import paths
+from spf_bench.core.atomic import atomic_folder
+from spf_bench.core.errors import SpfError, WeightsMissingError
+from spf_bench.core import paths
+from spf_bench.core.fingerprint import sha256_file  # re-exported: the zoo hashes its files with it
 
 SOURCES = ("pretrained", "random", "tiny", "synth")
 
@@ -130,16 +128,8 @@ def build_folder_atomically(folder: Path, write: Callable[[Path], None]) -> Path
 
     A build that is killed half-way therefore never leaves a folder that looks complete.
     """
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        write(tmp)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_folder(folder) as partial:
+        write(partial)
     return folder
 
 
@@ -167,7 +157,7 @@ def folder_for(name: str, source: str) -> Path | None:
     if source == "pretrained":
         return pretrained_folder(name)
     if source == "synth":
-        from . import synth_source
+        from spf_bench.zoo import synth_source
 
         # The world trains only some networks; the others come from the tiny zoo.
         return synth_source.folder(name) if synth_source.origin(name) == "synth" else ensure_tiny(network)
@@ -190,19 +180,11 @@ def load(name: str, source: str = "tiny", device: str | torch.device = "cpu", dt
             raise WeightsMissingError(describe_missing(network, folder, missing))
         verify_lock(network, folder)
     if source == "synth":
-        from . import synth_source
+        from spf_bench.zoo import synth_source
 
         if synth_source.origin(name) == "synth":
             synth_source.verify(name)
     return network.load_folder(folder, device=device, dtype=dtype)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_lock(network: Network, folder: Path) -> None:

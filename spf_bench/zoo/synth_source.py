@@ -1,7 +1,7 @@
 """The ``synth`` weight source: the synthetic portrait world's trained networks, shipped
 with the package.
 
-``spf_bench/synth/weights/`` holds one folder per network the world trains, in that
+``spf_bench/world/weights/`` holds one folder per network the world trains, in that
 network's real layout, and ``manifest.json`` with the sha256 of every shipped file (plus
 the recipe and figures of the training that made them). Loading checks the hashes first,
 so a damaged or hand-edited file is named rather than silently used. Networks the world
@@ -15,9 +15,9 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from ..errors import SpfError, WeightsMissingError
+from spf_bench.core.errors import SpfError, WeightsMissingError
 
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "synth" / "weights"
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "world" / "weights"
 MANIFEST = "manifest.json"
 
 
@@ -56,7 +56,7 @@ def folder(name: str) -> Path:
 
 def verify(name: str) -> None:
     """Check every shipped file of ``name`` against the manifest's sha256."""
-    from .registry import sha256_file
+    from spf_bench.core.fingerprint import sha256_file
 
     files = manifest().get("networks", {}).get(name)
     if files is None:

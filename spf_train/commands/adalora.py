@@ -1,11 +1,11 @@
 """``spf-train adalora``: the peft AdaLoRA baseline (ranks re-allocated every step)."""
 
-from ..config import AdaLoraTrainConfig
-from .options import register_training_command
+from spf_train.config import AdaLoraTrainConfig
+from spf_train.commands.options import register_training_command
 
 
 def _run(config):
-    from ..baselines import train_adalora
+    from spf_train.baselines import train_adalora
 
     return train_adalora(config)
 

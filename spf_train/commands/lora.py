@@ -1,11 +1,11 @@
 """``spf-train lora``: the peft LoRA baseline on the UNet attention layers."""
 
-from ..config import LoraTrainConfig
-from .options import register_training_command
+from spf_train.config import LoraTrainConfig
+from spf_train.commands.options import register_training_command
 
 
 def _run(config):
-    from ..baselines import train_lora
+    from spf_train.baselines import train_lora
 
     return train_lora(config)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..config import add_config_arguments, resolve_config
+from spf_train.config import add_config_arguments, resolve_config
 
 
 def register_training_command(subparsers, name: str, help_text: str, config_cls, run: Callable) -> None:

@@ -2,7 +2,7 @@
 
 
 def _run(args) -> int:
-    from ..diagnostics import write_sfcm_diagnostics
+    from spf_train.diagnostics import write_sfcm_diagnostics
 
     written = write_sfcm_diagnostics(
         args.checkpoint, args.prompt, args.target, args.out, base_model=args.base_model, clip_model=args.clip_model,

@@ -1,11 +1,11 @@
 """``spf-train stage1``: full-UNet fine-tuning with L_diff (Eq. 1)."""
 
-from ..config import Stage1Config
-from .options import register_training_command
+from spf_train.config import Stage1Config
+from spf_train.commands.options import register_training_command
 
 
 def _run(config):
-    from ..stage1 import train_stage1
+    from spf_train.stage1 import train_stage1
 
     return train_stage1(config)
 

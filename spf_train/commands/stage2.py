@@ -1,11 +1,11 @@
 """``spf-train stage2``: dual-path contrastive learning with SFCM (Sec. 3.2-3.4)."""
 
-from ..config import Stage2Config
-from .options import register_training_command
+from spf_train.config import Stage2Config
+from spf_train.commands.options import register_training_command
 
 
 def _run(config):
-    from ..stage2 import train_stage2
+    from spf_train.stage2 import train_stage2
 
     return train_stage2(config)
 

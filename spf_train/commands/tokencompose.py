@@ -3,21 +3,21 @@
     spf-train tokencompose --data DIR --out DIR [--steps N] [--config FILE] [--option VALUE ...]
 
 ``DIR`` is a portrait training set whose rows ground their phrases (``masks`` or ``points``,
-see ``spf_train.tokencompose_data``). Every field of ``TokenComposeConfig`` is also a flag
+see ``spf_train.tokencompose.data``). Every field of ``TokenComposeConfig`` is also a flag
 (``--token-loss-weight``, ``--grounding-places``, ``--learning-rate`` ...); ``--data``,
 ``--out`` and ``--steps`` are short names for ``--data-dir``, ``--output-dir`` and ``--max-steps``.
 """
 
 from __future__ import annotations
 
-from ..config import add_config_arguments, resolve_config
+from spf_train.config import add_config_arguments, resolve_config
 
 HELP = "Baseline: TokenCompose, fine-tuning with token- and pixel-level grounding losses on cross-attention."
 
 
 def _run(args) -> int:
-    from ..tokencompose import train_tokencompose
-    from ..tokencompose_config import TokenComposeConfig
+    from spf_train.tokencompose.train import train_tokencompose
+    from spf_train.tokencompose.config import TokenComposeConfig
 
     out = train_tokencompose(resolve_config(TokenComposeConfig, args))
     print(f"tokencompose: wrote {out}")
@@ -25,7 +25,7 @@ def _run(args) -> int:
 
 
 def register(subparsers) -> None:
-    from ..tokencompose_config import TokenComposeConfig
+    from spf_train.tokencompose.config import TokenComposeConfig
 
     parser = subparsers.add_parser("tokencompose", help=HELP, description=HELP)
     add_config_arguments(parser, TokenComposeConfig)

@@ -1,3 +1,3 @@
 """Importing this package registers every network of the zoo."""
 
-from . import sd15, clip, inception, lpips_net, face, sam, hps, mps  # noqa: F401
+from spf_bench.zoo.networks import sd15, clip, inception, lpips_net, face, sam, hps, mps  # noqa: F401

@@ -17,9 +17,9 @@ from typing import Any, Callable
 
 import torch
 
-from ...errors import WeightsCorruptError
-from ..checkpoints import load_into, read_state_dict
-from ..registry import Network, hub_file, register
+from spf_bench.core.errors import WeightsCorruptError
+from spf_bench.zoo.checkpoints import load_into, read_state_dict
+from spf_bench.zoo.registry import Network, hub_file, register
 
 HUB_ID = "timm/vit_large_patch14_clip_224.openai"
 DEFAULT_MODEL = "ViT-L-14"

@@ -46,9 +46,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...errors import SpfError, WeightsCorruptError
-from .. import paths
-from ..registry import TINY_FORMAT_VERSION, Network, WeightFile, build_folder_atomically, register
+from spf_bench.core.errors import SpfError, WeightsCorruptError
+from spf_bench.core import paths
+from spf_bench.zoo.registry import TINY_FORMAT_VERSION, Network, WeightFile, build_folder_atomically, register
 
 BUFFALO_L_URL = "https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip"
 DET_FILE = "det_10g.onnx"

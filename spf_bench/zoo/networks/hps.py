@@ -20,9 +20,9 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from ...errors import SpfError, WeightsCorruptError
-from ..checkpoints import load_into, read_state_dict
-from ..registry import Network, WeightFile, register
+from spf_bench.core.errors import SpfError, WeightsCorruptError
+from spf_bench.zoo.checkpoints import load_into, read_state_dict
+from spf_bench.zoo.registry import Network, WeightFile, register
 
 HUB_ID = "xswu/HPSv2"
 CHECKPOINT = "HPS_v2.1_compressed.pt"

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from ...errors import WeightsCorruptError
-from ..checkpoints import read_state_dict
-from ..registry import Network, register, url_file
+from spf_bench.core.errors import WeightsCorruptError
+from spf_bench.zoo.checkpoints import read_state_dict
+from spf_bench.zoo.registry import Network, register, url_file
 
 WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"

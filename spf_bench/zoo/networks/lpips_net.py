@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from ...errors import WeightsCorruptError
-from ..checkpoints import load_into, read_state_dict
-from ..registry import Network, register, url_file
+from spf_bench.core.errors import WeightsCorruptError
+from spf_bench.zoo.checkpoints import load_into, read_state_dict
+from spf_bench.zoo.registry import Network, register, url_file
 
 WEIGHTS_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
 WEIGHTS_FILE = "alexnet-owt-7be5be79.pth"

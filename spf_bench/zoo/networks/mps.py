@@ -23,7 +23,6 @@ the real CLIP tokenizer and the real 224 px preprocessing.
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import tempfile
 from dataclasses import asdict, dataclass, fields
@@ -34,10 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...errors import SpfError, WeightsCorruptError
-from ..checkpoints import load_into, read_state_dict
-from ..registry import Network, WeightFile, register
-from ..tokenizer import write_clip_tokenizer
+from spf_bench.core.atomic import atomic_path
+from spf_bench.core.errors import SpfError, WeightsCorruptError
+from spf_bench.zoo.checkpoints import load_into, read_state_dict
+from spf_bench.zoo.registry import Network, WeightFile, register
+from spf_bench.zoo.tokenizer import write_clip_tokenizer
 
 CLIP_HUB_ID = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
 WEIGHTS = "mps_overall.safetensors"
@@ -525,15 +525,8 @@ def convert_mps_checkpoint(src: str | Path, dst: str | Path, trust_pickle: bool 
 def _save_atomically(state: dict[str, torch.Tensor], dst: Path) -> None:
     from safetensors.torch import save_file
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{dst.name}-", dir=dst.parent)
-    os.close(handle)
-    try:
+    with atomic_path(dst, durable=True) as tmp:
         save_file(state, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 _CLIP_FILES = ("config.json", "preprocessor_config.json", "vocab.json", "merges.txt", "tokenizer_config.json")

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from ...errors import WeightsCorruptError
-from ..checkpoints import load_into, read_state_dict
-from ..registry import Network, WeightFile, register
+from spf_bench.core.errors import WeightsCorruptError
+from spf_bench.zoo.checkpoints import load_into, read_state_dict
+from spf_bench.zoo.registry import Network, WeightFile, register
 
 CHECKPOINT = "sam_vit_h_4b8939.pth"
 ARCH_FILE = "arch.json"

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from ...errors import WeightsCorruptError
-from ..registry import Network, hub_file, register
-from ..tokenizer import write_clip_tokenizer
+from spf_bench.core.errors import WeightsCorruptError
+from spf_bench.zoo.registry import Network, hub_file, register
+from spf_bench.zoo.tokenizer import write_clip_tokenizer
 
 HUB_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 TINY_SEED = 1234

@@ -1,0 +1,227 @@
+"""One benchmark run: triple set -> each method's checkpoint -> its portraits -> scores -> leaderboard.
+
+Under ``accelerate launch`` with several processes (one per GPU), every process renders its
+share of the missing images into the shared cache; the main process builds the triple set
+and trains checkpoints first (the others then find them finished), links the images, scores
+and writes the leaderboard.
+
+``OUT/<method>/images`` (and ``reconstruction``) are filled from the generation cache, then
+scored by :func:`spf_bench.evaluation.evaluator.evaluate_run`, then ``OUT/leaderboard.*`` is rewritten
+from every method run in OUT. Without a given triple set one is built in ``OUT/triples``;
+without a given checkpoint a small one is trained on the tiny or synth weights (cached).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from spf_bench.core.atomic import write_bytes_atomic, link_atomic
+from spf_bench.generation.base_model import base_sha256, dtype_name, parse_dtype
+from spf_bench.triples.compose import compose_for
+from spf_bench.core.errors import SpfError
+from spf_bench.generation.sampling import (
+    GenerationSettings,
+    Job,
+    fill_cache,
+    generate,
+)
+from spf_bench.methods.training import QuickTraining, checkpoint_for
+from spf_bench.methods.registry import MethodModel, build_method, get_method
+from spf_bench.generation.protocol import DEFAULT_TRIPLES, eval_options_for, settings_for
+from spf_bench.triples.triple_set import TripleSet, build_triple_set, load_triple_set
+from spf_bench.core import paths
+
+PRESERVATION = ("FID", "LPIPS", "ID", "CLIP-I", "Seg-Cons")  # what the reconstruction analysis scores
+
+
+@dataclass
+class RunRequest:
+    methods: list[str]
+    out: Path = Path("runs")
+    weights: str = "tiny"
+    triples: Path | None = None
+    checkpoints: dict[str, Path] = field(default_factory=dict)
+    reconstruction: bool = False
+    n_triples: int | None = None  # size of the set built when none is given
+    triple_seed: int = 0
+    settings: GenerationSettings | None = None  # for a set built here; a given set brings its own
+    batch_size: int = 8
+    device: torch.device = torch.device("cpu")
+    dtype: str | None = None  # None: the dtype the triple set's originals were made in
+    quick: QuickTraining = QuickTraining()
+    evaluate: bool = True
+    eval_options: dict = field(default_factory=dict)  # EvalOptions overrides (metrics, batch size ...)
+    progress: bool = True
+    report: object = print
+    processes: object = None  # accelerate's PartialState when launched with several processes
+    networks: dict | None = None  # metric networks already loaded on these weights, by zoo name (shared, filled)
+
+
+def distributed_state():
+    """accelerate's process state under a multi-process launch, else None (plain single process)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from accelerate import PartialState
+
+    return PartialState()
+
+
+def _main_first(state):
+    """accelerate's ``main_process_first`` when distributed, a no-op otherwise."""
+    return state.main_process_first() if state is not None else contextlib.nullcontext()
+
+
+def run_benchmark(req: RunRequest) -> dict:
+    """Run every method of ``req``; returns {method: summary or the run record when not scored}."""
+    if not req.methods:
+        raise SpfError("Name at least one method with --method.")
+    for name in req.methods:
+        get_method(name)  # fail on a typo before any work
+    out = Path(req.out)
+    if req.processes is None:
+        req.processes = distributed_state()
+    if req.processes is not None:
+        req.device = req.processes.device
+    clock = time.perf_counter()
+    with _main_first(req.processes):
+        ts = _triple_set(req, out)
+    req.report(f"triple set {ts.root}: {len(ts.triples)} triples ready in {time.perf_counter() - clock:.1f} s")
+    results = {}
+    # the metrics' networks, loaded once and shared by every method's scoring (and by the
+    # caller's later runs when it passes a dict of its own)
+    networks: dict = req.networks if req.networks is not None else {}
+    for name in dict.fromkeys(req.methods):  # a method named twice runs once
+        results[name] = run_method(req, ts, name, out / name, networks)
+    if req.evaluate and _is_main(req):
+        from spf_bench.results.tables import write_leaderboard
+
+        write_leaderboard(out)
+    return results
+
+
+def _triple_set(req: RunRequest, out: Path) -> TripleSet:
+    if req.triples is not None:
+        ts = load_triple_set(req.triples)
+    else:
+        folder = out / "triples"
+        n = req.n_triples if req.n_triples is not None else DEFAULT_TRIPLES.get(req.weights, 10)
+        settings = req.settings or settings_for(req.weights)
+        dtype = parse_dtype(req.dtype or "float32")
+        build_triple_set(folder, compose_for(req.weights, n, seed=req.triple_seed), weights=req.weights, settings=settings,
+                         seed_policy=f"composed captions and per-triple seeds from seed {req.triple_seed}",
+                         batch_size=req.batch_size, device=req.device, dtype=dtype, progress=req.progress)
+        ts = load_triple_set(folder)
+    if ts.info["weights"] != req.weights or ts.info["base_model_sha256"] != base_sha256(req.weights):
+        raise SpfError(f"The triple set {ts.root} was made with the '{ts.info['weights']}' base model "
+                       f"(sha256 {ts.info['base_model_sha256'][:12]}), not with these '{req.weights}' weights; "
+                       f"run with --weights {ts.info['weights']} or build a set for these weights.")
+    return ts
+
+
+def run_method(req: RunRequest, ts: TripleSet, name: str, folder: Path, networks: dict | None = None) -> dict:
+    """Generate and score one method into ``folder`` (``OUT/<method>``)."""
+    spec = get_method(name)
+    checkpoint = req.checkpoints.get(name)
+    clock = time.perf_counter()
+    if checkpoint is None and spec.checkpoint is not None:
+        with _main_first(req.processes):
+            checkpoint = checkpoint_for(name, req.weights, req.quick, report=req.report)
+        req.report(f"{name}: checkpoint ready in {time.perf_counter() - clock:.1f} s")
+    dtype = parse_dtype(req.dtype or ts.info.get("dtype", "float32"))
+    started = time.perf_counter()
+    # Every builder may learn each prompt's (base, target) split; Magnet needs it to know which
+    # words are the attribute, since the generator hands over only the joined prompt.
+    captions = {t.full_caption: (t.base_caption, t.target_caption) for t in ts.triples}
+    model = build_method(name, req.weights, checkpoint, device=req.device, dtype=dtype, options={"captions": captions})
+    settings = ts.settings
+    cache_root = paths.cache_dir() / "generations"
+    jobs = [Job(t.id, t.full_caption, t.seed) for t in ts.triples]
+    _render(model, jobs, settings, folder / "images", cache_root, req, name)
+    if req.reconstruction:
+        _reconstruct(model, ts, name, folder / "reconstruction", cache_root, req)
+    if not _is_main(req):
+        return {}
+    record = _run_record(req, ts, name, model, checkpoint, dtype, time.perf_counter() - started)
+    write_bytes_atomic(folder / "run.json", (json.dumps(record, indent=1) + "\n").encode("utf-8"))
+    del model
+    gc.collect()
+    req.report(f"{name}: generation in {record['generation_seconds']:.1f} s")
+    if not req.evaluate:
+        return record
+    clock = time.perf_counter()
+    summary = _score(req, ts, folder, record, {} if networks is None else networks)
+    req.report(f"{name}: scoring in {time.perf_counter() - clock:.1f} s")
+    return summary
+
+
+def _is_main(req: RunRequest) -> bool:
+    return req.processes is None or req.processes.is_main_process
+
+
+def _render(model: MethodModel, jobs: list[Job], settings: GenerationSettings, folder: Path, cache_root: Path,
+            req: RunRequest, desc: str) -> None:
+    state = req.processes
+    if state is not None:
+        fill_cache(model, jobs, settings, cache_root, req.batch_size, req.progress and state.is_main_process, desc,
+                   shard=(state.process_index, state.num_processes))
+        state.wait_for_everyone()
+        if not state.is_main_process:
+            return
+    generate(model, jobs, settings, folder, cache_root, req.batch_size, req.progress, desc=desc)
+
+
+def _reconstruct(model: MethodModel, ts: TripleSet, name: str, folder: Path, cache_root: Path, req: RunRequest) -> None:
+    if name == "base":
+        if not _is_main(req):
+            return
+        # The base model on the base caption with the set's seed and settings *is* the
+        # original (tested bit for bit), so it is linked rather than rendered again.
+        for t in ts.triples:
+            link_atomic(ts.original(t.id), folder / f"{t.id}.png")
+        return
+    jobs = [Job(t.id, t.base_caption, t.seed) for t in ts.triples]
+    _render(model, jobs, ts.settings, folder, cache_root, req, f"{name} (reconstruction)")
+
+
+def _run_record(req, ts: TripleSet, name, model: MethodModel, checkpoint, dtype, seconds) -> dict:
+    return {
+        "method": name, "fingerprint": model.fingerprint, "checkpoint": str(checkpoint) if checkpoint else None,
+        "checkpoint_sha256": model.checkpoint_sha256, "weights": req.weights, "triples_dir": str(ts.root.resolve()),
+        "triples_sha256": ts.sha256, "settings": ts.settings.to_dict(), "dtype": dtype_name(dtype),
+        "device": str(req.device), "generation_seconds": round(seconds, 2),
+    }
+
+
+def _score(req: RunRequest, ts: TripleSet, folder: Path, record: dict, networks: dict) -> dict:
+    from spf_bench.evaluation.evaluator import evaluate_run, write_outputs, zoo_networks_for
+    from spf_bench.metrics import METRIC_ORDER
+    from spf_bench.zoo import load
+
+    # The world's oracle is not a zoo network: the evaluator loads it and adds it to ``networks``.
+    for name in zoo_networks_for(req.eval_options.get("metrics", METRIC_ORDER)):
+        if name not in networks:
+            networks[name] = load(name, source=req.weights, device=req.device)
+    common = dict(weights=req.weights, method=record["method"], checkpoint_sha256=record["checkpoint_sha256"],
+                  progress=req.progress, write=False, device=str(req.device), networks=networks,
+                  **eval_options_for(req.weights, **req.eval_options))
+    result = evaluate_run(ts.root, folder / "images", **common)
+    summary = result.summary
+    # The manifest's own sha256 is the evaluator's set identity; ours (settings + image
+    # hashes) is kept beside it, with what identifies the run's model and settings.
+    summary["identity"] = {**summary.get("identity", {}), **{k: v for k, v in record.items() if k not in summary.get("identity", {})},
+                           "set_sha256": ts.sha256}
+    if req.reconstruction:
+        metrics = tuple(m for m in req.eval_options.get("metrics", PRESERVATION) if m in PRESERVATION)
+        rec = evaluate_run(ts.root, folder / "reconstruction", **{**common, "metrics": metrics})
+        summary["reconstruction"] = rec.summary.get("metrics", {})
+    write_outputs(folder, result.per_pair_rows, summary)
+    return summary
+

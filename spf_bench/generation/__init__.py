@@ -1,0 +1,1 @@
+"""Drawing portraits: the base model, the per-source protocol settings, and batched, cached, resumable sampling."""

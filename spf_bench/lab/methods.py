@@ -1,0 +1,129 @@
+"""The pollution lab's methods: one small table, and the training of one entry.
+
+A lab method is a method of the suite's registry (:mod:`spf_bench.methods.registry`), whose training
+recipe (trainer, config overrides, the method it starts from) and pipeline builder the lab
+reuses as they are, plus the fine-tuning set it trains on. The lab only adds what makes the
+comparison fair: every method gets the lab's steps, batch and seed; the learning rate is
+the lab's per kind of trainable part. Ablations of ours are therefore exactly the registry's
+Stage2Config variants (``no_sfcm``, ``no_attn``, ``no_unet``, ``no_re``, ``direct_clip``,
+``trainable=full``, ``init_from=original``), with the same budget as ours' stage 2.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from spf_bench.core.errors import SpfError
+
+CORRELATED, CONTROL = "correlated", "control"
+
+
+@dataclass(frozen=True)
+class LabMethod:
+    suite: str  # the spf_bench.methods.registry entry: its recipe trains it, its builder loads it
+    data: str = CORRELATED  # the fine-tuning set: CORRELATED or CONTROL
+    summary: str = ""
+
+
+LAB_METHODS: dict[str, LabMethod] = {
+    "naive": LabMethod("naive", summary="stage 1: full-UNet fine-tuning"),
+    "control": LabMethod("naive", CONTROL, "stage 1 on the set without the correlation"),
+    "ours": LabMethod("ours", summary="stage 1, then stage 2 on cross-attention"),
+    "lora": LabMethod("lora", summary="peft LoRA on attention"),
+    "adalora": LabMethod("adalora", summary="peft AdaLoRA on attention"),
+    "ours-no-sfcm": LabMethod("ours-no-sfcm", summary="ours with M = 0: alignment everywhere"),
+    "ours-no-attn": LabMethod("ours-no-attn", summary="ours without L_attn"),
+    "ours-no-unet": LabMethod("ours-no-unet", summary="ours without L_unet"),
+    "ours-no-re": LabMethod("ours-no-re", summary="ours without L_re"),
+    "ours-clip": LabMethod("ours-direct-clip", summary="ours with L_clip instead of L_re"),
+    "ours-full-unet": LabMethod("stage2-full", summary="ours with stage 2 training the whole UNet (Tab. 4)"),
+    "ours-stage2-only": LabMethod("only-stage2", summary="stage 2 only, from the original weights (Tab. 5)"),
+}
+DEFAULT_METHODS = ("naive", "control", "ours", "lora", "adalora")
+# The suite method a recipe starts from -> the lab method trained on the lab's data that
+# stands for it (the registry's stage 2 starts from "naive": the lab's naive).
+_START = {"naive": "naive"}
+# Which LabConfig learning rate each trainer gets.
+_LEARNING_RATE = {"stage1": "lr_full", "stage2": "lr_stage2", "lora": "lr_adapter", "adalora": "lr_adapter"}
+DONE = ".lab-trained"  # written last: a folder without it is an unfinished (resumable) training
+
+
+def check_methods(methods) -> tuple[str, ...]:
+    unknown = [m for m in methods if m not in LAB_METHODS]
+    if unknown:
+        raise SpfError(f"Unknown lab method '{unknown[0]}'; the lab trains: {', '.join(LAB_METHODS)}.")
+    if not methods:
+        raise SpfError("No lab method was given; name at least one of: " + ", ".join(LAB_METHODS) + ".")
+    return tuple(methods)
+
+
+def _recipe(name: str):
+    from spf_bench.methods.registry import get_method
+
+    recipe = get_method(LAB_METHODS[name].suite).recipe
+    if recipe is None or recipe.trainer not in _LEARNING_RATE:
+        raise SpfError(f"The lab cannot train '{name}': its suite method has no stage1/stage2/lora/adalora recipe.")
+    return recipe
+
+
+def start_of(name: str) -> str | None:
+    """The lab method whose checkpoint ``name`` starts from (None: the original weights)."""
+    start = _recipe(name).init_from
+    if start is None:
+        return None
+    if start not in _START:
+        raise SpfError(f"The lab cannot train '{name}': it starts from '{start}', which the lab does not train.")
+    return _START[start]
+
+
+def training_config(name: str, lab, data: Path, start: Path | None, base_model: Path, clip_model: Path) -> dict:
+    """The spf-train config of lab method ``name`` (``lab``: a LabConfig), as a plain dict."""
+    recipe = _recipe(name)
+    config = {
+        **recipe.overrides,
+        "data_dir": str(data), "base_model": str(base_model), "clip_model": str(clip_model),
+        "train_batch_size": lab.batch, "learning_rate": getattr(lab, _LEARNING_RATE[recipe.trainer]),
+        "max_steps": lab.steps, "checkpoint_every": max(1, lab.steps // 3), "checkpoints_total_limit": 1,
+        "seed": lab.seed, "device": "cpu",
+    }
+    if recipe.trainer == "stage2":
+        config["init_from"] = str(start) if start is not None else "original"
+    if recipe.trainer == "adalora":
+        # AdaLoRA's rank schedule: a fifth of the steps of warm-up, a fifth with final ranks.
+        config.update(tinit=lab.steps // 5, tfinal=lab.steps // 5)
+    return config
+
+
+def identity(config: dict, base_sha256: str) -> dict:
+    """What makes a checkpoint: its config without the lab's own paths, and the base weights
+    (the shipped world may be retrained under the same path)."""
+    return {"config": {k: v for k, v in config.items() if k not in _PATHS}, "base_sha256": base_sha256}
+
+
+_PATHS = ("data_dir", "base_model", "clip_model", "init_from", "output_dir")
+
+
+def trained(folder: Path, made_of: dict) -> bool:
+    """Whether ``folder`` holds a finished training made of ``made_of`` (see :func:`identity`)."""
+    marker = Path(folder) / DONE
+    if not marker.is_file():
+        return False
+    if json.loads(marker.read_text()) != made_of:
+        raise SpfError(f"{folder} was trained with other settings or base weights than this lab uses; "
+                       "use another --out folder.")
+    return True
+
+
+def train(name: str, config: dict, folder: Path, made_of: dict, report: Callable = print) -> Path:
+    """Run the trainer of lab method ``name`` into ``folder`` (resuming its checkpoints) and
+    mark it finished with ``made_of``."""
+    from spf_bench.methods.training import run_trainer
+
+    trainer = _recipe(name).trainer
+    report(f"lab: training '{name}' ({trainer}, {config['max_steps']} steps) into {folder}")
+    run_trainer(trainer, config, Path(folder), f"the lab's '{name}' config", report)
+    (Path(folder) / DONE).write_text(json.dumps(made_of, indent=1, sort_keys=True) + "\n")
+    return Path(folder)

@@ -1,0 +1,94 @@
+"""Training the world's CLIP contrastively on renders and their captions.
+
+The model is an open_clip ``CLIP`` at the world's 64 px with CLIP's real tokenizer, saved
+in the clip network's folder layout (``open_clip_config.json`` + ``open_clip_model.safetensors``)
+so the zoo's loader reads it unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from spf_bench.world.attributes import ATTRIBUTES
+from spf_bench.world.captions import attribute_prompt, compose_caption
+from spf_bench.world.dataset import PortraitSet
+from spf_bench.world.loop import step_generator, train_steps
+from spf_bench.world.recipe import Recipe
+
+
+def model_config(size: int) -> dict:
+    return {
+        "embed_dim": 64,
+        "quick_gelu": True,
+        "vision_cfg": {"image_size": size, "layers": 4, "width": 128, "patch_size": size // 8, "head_width": 32},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 3},
+    }
+
+
+def _normalise(images: np.ndarray) -> torch.Tensor:
+    from spf_bench.zoo.networks.clip import OPENAI_MEAN, OPENAI_STD
+
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    return (x - torch.tensor(OPENAI_MEAN)[:, None, None]) / torch.tensor(OPENAI_STD)[:, None, None]
+
+
+def train(recipe: Recipe, data: PortraitSet, work: Path, out: Path, log) -> dict:
+    from spf_bench.zoo.networks.clip import _build, _write_config
+
+    stage = recipe.clip
+    torch.manual_seed(stage.seed)
+    cfg = model_config(recipe.size)
+    model, _, tokenizer = _build(cfg, torch.device("cpu"), torch.float32)
+    # Token codes stay at their seeded values, as in the diffusion world's text encoder: the
+    # captions use a few dozen of the 49k tokens and the table would dominate each step.
+    model.token_embedding.weight.requires_grad_(False)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=stage.lr, weight_decay=0.05)
+
+    def step(i: int) -> torch.Tensor:
+        model.train()
+        gen = step_generator(stage.seed, i)
+        idx = torch.randint(0, len(data), (stage.batch,), generator=gen).numpy()
+        rng = np.random.default_rng([stage.seed, i])
+        captions = [compose_caption(data.attributes(int(j)), rng) for j in idx]
+        img = nn.functional.normalize(model.encode_image(_normalise(data.images[idx])), dim=-1)
+        txt = nn.functional.normalize(model.encode_text(tokenizer(captions)), dim=-1)
+        logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
+        target = torch.arange(len(idx))
+        return 0.5 * (nn.functional.cross_entropy(logits, target) + nn.functional.cross_entropy(logits.T, target))
+
+    timing = train_steps("clip", {"model": model}, optimizer, step, stage.steps, work / "clip.ckpt", stage.lr, log=log)
+    model.eval()
+    out.mkdir(parents=True, exist_ok=True)
+    _write_config(out, cfg)
+    from safetensors.torch import save_file
+
+    save_file({k: v.half().contiguous() for k, v in model.state_dict().items()}, str(out / "open_clip_model.safetensors"))
+    acc = zero_shot_accuracy(out, data_eval(recipe))
+    log("clip zero-shot attribute accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()))
+    return {**timing, "zero_shot_accuracy": acc, "parameters": sum(p.numel() for p in model.parameters())}
+
+
+def data_eval(recipe: Recipe) -> PortraitSet:
+    from spf_bench.world.dataset import N_IDENTITIES, render_set
+
+    return render_set(200, recipe.eval_seed + 1, recipe.size, identities=(N_IDENTITIES, 2 * N_IDENTITIES))
+
+
+@torch.no_grad()
+def zero_shot_accuracy(folder: Path, fresh: PortraitSet) -> dict[str, float]:
+    """Per attribute: how often the closest one-attribute caption names the true value."""
+    from spf_bench.zoo.networks.clip import load_folder
+
+    bundle = load_folder(folder, torch.device("cpu"), torch.float32)
+    img = nn.functional.normalize(bundle.encode_image(_normalise(fresh.images)), dim=-1)
+    acc = {}
+    for i, attr in enumerate(ATTRIBUTES):
+        txt = nn.functional.normalize(bundle.encode_text([attribute_prompt(attr.name, v) for v in attr.values]), dim=-1)
+        pred = (img @ txt.T).argmax(-1).numpy()
+        acc[attr.name] = float((pred == fresh.labels[:, i]).mean())
+    return acc

@@ -1,0 +1,1 @@
+"""The TokenCompose baseline: its config, grounding data, attention recorder, losses and training."""

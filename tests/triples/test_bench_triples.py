@@ -1,0 +1,104 @@
+"""Triple sets: a killed build resumes to the same manifest and images; tampering is refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from spf_bench.triples.captions import compose_triples
+from spf_bench.core.errors import SpfError
+from spf_bench.generation.sampling import GenerationSettings
+from spf_bench.triples.triple_set import MANIFEST, build_triple_set, load_triple_set, read_manifest
+
+# tiny-network ops: one intra-op thread (see the single_thread fixture in conftest)
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+SETTINGS = GenerationSettings(sampler="ddim", steps=3, guidance=7.5, height=64, width=64)
+N, BATCH = 4, 2
+
+
+class Killed(KeyboardInterrupt):
+    pass
+
+
+def _build(folder, pipe, **kw):
+    return build_triple_set(folder, compose_triples(N, seed=5), weights="tiny", settings=SETTINGS, batch_size=BATCH,
+                            progress=False, pipe=pipe, **kw)
+
+
+def _manifest_without_date(folder):
+    data = json.loads((folder / MANIFEST).read_text())
+    data["set"].pop("created")
+    return data
+
+
+@pytest.fixture(scope="module")
+def reference_set(tmp_path_factory, tiny_pipe):
+    return _build(tmp_path_factory.mktemp("uninterrupted"), tiny_pipe)
+
+
+def test_manifest_records_protocol(reference_set):
+    info = reference_set.info
+    assert info["base_model"] == "sd15" and len(info["base_model_sha256"]) == 64 and info["weights"] == "tiny"
+    assert (info["sampler"], info["steps"], info["guidance"], info["height"], info["width"]) == ("ddim", 3, 7.5, 64, 64)
+    assert info["seed_policy"] and info["created"] and info["dtype"] == "float32"
+    rows = json.loads((reference_set.root / MANIFEST).read_text())["triples"]
+    assert [set(r) for r in rows] == [{"id", "category", "base_caption", "target_caption", "seed", "sha256"}] * N
+    assert all((reference_set.root / "originals" / f"{r['id']}.png").is_file() for r in rows)
+
+
+def test_killed_build_resumes_to_identical_set(tmp_path, tiny_pipe, reference_set):
+    folder = tmp_path / "killed"
+    calls = []
+
+    def kill_after_first_batch(ts):
+        calls.append(1)
+        raise Killed()
+
+    with pytest.raises(Killed):
+        _build(folder, tiny_pipe, on_batch=kill_after_first_batch)
+    partial = read_manifest(folder)
+    done = [i for i, h in partial.hashes.items() if h]
+    assert len(done) == BATCH and not partial.complete
+    with pytest.raises(SpfError, match="unfinished"):
+        load_triple_set(folder)
+    stamps = {i: (folder / "originals" / f"{i}.png").stat().st_mtime_ns for i in done}
+
+    batches = []
+    resumed = _build(folder, tiny_pipe, on_batch=lambda ts: batches.append(1))
+    assert len(batches) == N // BATCH - 1  # only the unfinished batches ran
+    assert all((folder / "originals" / f"{i}.png").stat().st_mtime_ns == s for i, s in stamps.items())  # never rewritten
+    assert resumed.complete and _manifest_without_date(folder) == _manifest_without_date(reference_set.root)
+    for t in resumed.triples:
+        assert resumed.original(t.id).read_bytes() == reference_set.original(t.id).read_bytes()
+    assert resumed.sha256 == reference_set.sha256
+
+
+def test_tampered_image_is_refused_with_its_id(tmp_path, tiny_pipe, reference_set):
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(reference_set.root, folder)
+    victim = reference_set.triples[2].id
+    path = folder / "originals" / f"{victim}.png"
+    data = bytearray(path.read_bytes())
+    data[-20] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(SpfError, match=victim):
+        load_triple_set(folder)
+    with pytest.raises(SpfError, match=victim):  # nor is a build resumed on top of it
+        _build(folder, tiny_pipe)
+    path.unlink()
+    with pytest.raises(SpfError, match=victim):
+        load_triple_set(folder)
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, tiny_pipe, reference_set):
+    import shutil
+
+    folder = tmp_path / "other"
+    shutil.copytree(reference_set.root, folder)
+    with pytest.raises(SpfError, match="steps"):
+        build_triple_set(folder, compose_triples(N, seed=5), weights="tiny", pipe=tiny_pipe, progress=False,
+                         settings=GenerationSettings("ddim", 4, 7.5, 64, 64), batch_size=BATCH)

@@ -1,0 +1,66 @@
+"""``spf-bench synth train``: runs from seeds, records its recipe, resumes to the same weights."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from spf_bench.cli import main
+from spf_bench.world.loop import step_generator, train_steps
+
+
+def _run_steps(total, checkpoint, stop_at=None):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+
+    def step(i):
+        if i == stop_at:
+            raise KeyboardInterrupt
+        gen = step_generator(3, i)
+        x = torch.randn(8, 4, generator=gen)
+        return ((model(x) - x[:, :2]) ** 2).mean()
+
+    train_steps("toy", {"model": model}, optimizer, step, total, checkpoint, 1e-2, every=1)
+    return model.weight.detach().clone()
+
+
+def test_an_interrupted_training_resumes_to_the_same_weights(tmp_path):
+    straight = _run_steps(6, tmp_path / "a.ckpt")
+    with pytest.raises(KeyboardInterrupt):
+        _run_steps(6, tmp_path / "b.ckpt", stop_at=3)  # interrupted after three steps...
+    state = torch.load(tmp_path / "b.ckpt", weights_only=True)
+    assert state["step"] == 3
+    resumed = _run_steps(6, tmp_path / "b.ckpt")  # ...and run again to the end
+    assert torch.equal(straight, resumed)
+    assert "history" in torch.load(tmp_path / "b.ckpt", weights_only=True) and not torch.load(tmp_path / "b.ckpt", weights_only=True)["history"]
+
+
+def test_a_resume_with_another_step_count_is_recorded(tmp_path):
+    _run_steps(3, tmp_path / "c.ckpt")
+    _run_steps(5, tmp_path / "c.ckpt")
+    assert torch.load(tmp_path / "c.ckpt", weights_only=True)["history"] == [{"until_step": 3, "total": 3}]
+
+
+def test_synth_train_writes_recipe_figures_and_weights(tmp_path, capsys):
+    work = tmp_path / "world"
+    args = ["synth", "train", "--work", str(work), "--stages", "oracle", "--scale", "0.005", "--train-images", "64"]
+    assert main(args) == 0
+    recipe = json.loads((work / "recipe.json").read_text())
+    assert recipe["train_images"] == 64 and recipe["oracle"]["steps"] == 3
+    done = json.loads((work / "oracle.done.json").read_text())
+    assert done["recipe"] == recipe["oracle"] and set(done["fresh_accuracy"]) >= {"glasses", "style"}
+    assert (work / "weights" / "oracle" / "oracle.safetensors").is_file()
+    stamp = (work / "oracle.done.json").stat().st_mtime_ns
+    assert main(args) == 0  # nothing done is redone
+    assert (work / "oracle.done.json").stat().st_mtime_ns == stamp
+
+
+def test_synth_train_refuses_a_different_rendered_set(tmp_path, capsys):
+    work = tmp_path / "world"
+    assert main(["synth", "train", "--work", str(work), "--stages", "oracle", "--scale", "0.005", "--train-images", "64"]) == 0
+    assert main(["synth", "train", "--work", str(work), "--stages", "oracle", "--train-images", "32"]) == 2
+    assert "train_images" in capsys.readouterr().err
+    assert main(["synth", "train", "--work", str(work), "--stages", "nope"]) == 2
