@@ -295,13 +295,13 @@ class TrainingLoop:
 
     def run(self, stop_at: int | None = None) -> Path:
         """Train to ``total_steps`` (or only to ``stop_at``, as if killed there) and save the output."""
-        from tqdm.auto import tqdm
+        from spf_bench.core.progress import progress_bar
 
         if self.accelerator.is_main_process:
             save_config(self.config, self.output_dir)
         end = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
-        bar = tqdm(total=self.total_steps, initial=self.state.step, desc="train",
-                   disable=not self.accelerator.is_local_main_process)
+        bar = progress_bar(total=self.total_steps, initial=self.state.step, desc="train",
+                           enabled=self.accelerator.is_local_main_process)
         self.model.train()
         while self.state.step < end:
             values = self.train_step()

@@ -36,6 +36,7 @@ def register(subparsers) -> None:
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     parser.add_argument("--no-world-metrics", action="store_true",
                         help="under --weights synth, do not add the world's exact metrics (e.g. for captions not the world's)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run)
 
 

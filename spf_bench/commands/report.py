@@ -32,6 +32,7 @@ def register(subparsers) -> None:
                         help="method the significance tests compare every other one with (default: ours)")
     parser.add_argument("--compare", nargs=2, default=None, metavar=("A", "B"),
                         help="also print the paired test of B against A per metric")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run_report)
 
 

@@ -26,6 +26,7 @@ def register(subparsers) -> None:
     train.add_argument("--threads", type=int, default=1,
                        help="torch threads (default 1: on a shared machine, more threads than free cores slow training down)")
     train.add_argument("--ship", action="store_true", help="copy the finished weights and hashes into the package")
+    train.add_argument("--no-progress", action="store_true", help="hide progress bars")
     train.set_defaults(func=run_train)
     check = sub.add_parser("check", help="verify the shipped weights' hashes and measure the oracle and the pipeline")
     check.add_argument("--captions", type=int, default=64, help="random captions for the pipeline's accuracy (default 64)")
@@ -44,6 +45,7 @@ def register(subparsers) -> None:
     lab.add_argument("--train-images", type=int, default=64, help="images in the fine-tuning set (default 64)")
     lab.add_argument("--prompts", type=int, default=100, help="base prompts each model draws (default 100)")
     lab.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    lab.add_argument("--no-progress", action="store_true", help="hide progress bars")
     lab.set_defaults(func=run_lab)
 
 

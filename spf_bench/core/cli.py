@@ -12,6 +12,7 @@ import importlib
 import sys
 
 from spf_bench.core.errors import SpfError
+from spf_bench.core.progress import progress_shown
 
 
 def build_parser(prog: str, package: str, modules: tuple[str, ...], description: str) -> argparse.ArgumentParser:
@@ -61,7 +62,9 @@ def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
     quiet_libraries()
     try:
-        return int(args.func(args) or 0)
+        # --no-progress hides every bar of the command, the trainings it starts included.
+        with progress_shown(not getattr(args, "no_progress", False)):
+            return int(args.func(args) or 0)
     except SpfError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2

@@ -322,7 +322,7 @@ def _face_reasons(feats_face) -> tuple[np.ndarray, list[str]]:
 def score_pairs(pairs: list[Pair], options: EvalOptions, backbones: dict[str, Any] | None = None,
                 cache: FeatureCache | None = None, progress: bool = True) -> Scores:
     """Per-pair values of the chosen metrics; each image passes through each backbone once."""
-    from tqdm.auto import tqdm
+    from spf_bench.core.progress import progress_bar
 
     options.check()
     if not pairs:
@@ -339,7 +339,7 @@ def score_pairs(pairs: list[Pair], options: EvalOptions, backbones: dict[str, An
     found_all, reasons_all, resized_total = [], [], 0
     start = time.perf_counter()
     with torch.inference_mode():
-        for first in tqdm(range(0, len(pairs), options.batch_size), desc="scoring", unit="batch", disable=not progress):
+        for first in progress_bar(range(0, len(pairs), options.batch_size), desc="scoring", unit="batch", enabled=progress):
             batch = pairs[first:first + options.batch_size]
             images_o, images_c, keys_o, keys_c, resized = timer.run("read", _read_batch, batch)
             resized_total += resized

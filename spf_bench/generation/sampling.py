@@ -181,14 +181,14 @@ def fill_cache(model: PromptModel, jobs: list[Job], settings: GenerationSettings
     Shards split the work of several processes (one per GPU) that share the cache folder.
     Interrupting loses at most the batch in flight.
     """
-    from tqdm.auto import tqdm
+    from spf_bench.core.progress import progress_bar
 
     _check_unique(jobs)
     cache = ImageCache(cache_root, model.fingerprint, settings)
     index, count = shard
     todo = cache.missing(jobs)[index::count]
     if todo:
-        with tqdm(total=len(todo), desc=desc, unit="img", disable=not progress) as bar:
+        with progress_bar(total=len(todo), desc=desc, unit="img", enabled=progress) as bar:
             for batch, images in render(model, todo, settings, batch_size, on_image=bar.update):
                 for job, image in zip(batch, images):
                     write_bytes_atomic(cache.path(job), png_bytes(image))

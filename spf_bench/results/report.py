@@ -21,6 +21,7 @@ from pathlib import Path
 
 from spf_bench.core.atomic import write_text_atomic
 from spf_bench.core.errors import SpfError
+from spf_bench.core.progress import progress_bar
 from spf_bench.results.figures import (
     comparison_grid,
     metric_bars,
@@ -222,13 +223,19 @@ def build_report(runs_dir: Path | str, options: ReportOptions | None = None) -> 
     folder.mkdir(parents=True, exist_ok=True)
     triples = load_triple_set(options.triples) if options.triples else find_triple_set(runs, root)
 
-    blocks = _table_blocks(runs, folder, options)
-    significance = _significance_block(runs, folder, options)
-    blocks += [significance] if significance else []
-    blocks += _plot_blocks(runs, folder)
-    blocks += _grid_blocks(runs, triples, folder, options)
-    page = Page("SPF-Bench report", banner=untrained_notes(runs), facts=_facts(runs, triples), blocks=blocks)
-    check_links(page, folder)
-    write_text_atomic(folder / "index.md", page_markdown(page))
-    write_text_atomic(folder / "index.html", page_html(page))
+    with progress_bar(total=5, desc="report", unit="part") as bar:
+        blocks = _table_blocks(runs, folder, options)
+        bar.update()
+        significance = _significance_block(runs, folder, options)
+        blocks += [significance] if significance else []
+        bar.update()
+        blocks += _plot_blocks(runs, folder)
+        bar.update()
+        blocks += _grid_blocks(runs, triples, folder, options)
+        bar.update()
+        page = Page("SPF-Bench report", banner=untrained_notes(runs), facts=_facts(runs, triples), blocks=blocks)
+        check_links(page, folder)
+        write_text_atomic(folder / "index.md", page_markdown(page))
+        write_text_atomic(folder / "index.html", page_html(page))
+        bar.update()
     return folder / "index.html"

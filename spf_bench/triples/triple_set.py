@@ -149,7 +149,7 @@ def build_triple_set(out: Path, triples: list[Triple], weights: str = "tiny", se
                      device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, progress: bool = True,
                      on_batch: Callable[[TripleSet], None] | None = None, pipe=None) -> TripleSet:
     """Build (or resume building) the triple set in ``out``. ``on_batch`` runs after each saved batch."""
-    from tqdm.auto import tqdm
+    from spf_bench.core.progress import progress_bar
 
     settings = settings or GenerationSettings()
     out = Path(out)
@@ -166,7 +166,8 @@ def build_triple_set(out: Path, triples: list[Triple], weights: str = "tiny", se
     ts.save()
     model = _BaseModel(pipe, info["base_model_sha256"])
     todo_total = len(todo)
-    with tqdm(total=len(ts.triples), initial=len(ts.triples) - todo_total, desc="originals", unit="img", disable=not progress) as bar:
+    with progress_bar(total=len(ts.triples), initial=len(ts.triples) - todo_total, desc="originals", unit="img",
+                      enabled=progress) as bar:
         # Fixed slices of the whole list, rendering only their unfinished members: an
         # interrupted build resumes with the very batches an uninterrupted one would run.
         for start in range(0, len(ts.triples), batch_size):

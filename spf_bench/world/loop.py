@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from tqdm import tqdm
 
 from spf_bench.core.atomic import atomic_path
 from spf_bench.core.errors import SpfError
+from spf_bench.core.progress import progress_bar
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -57,7 +57,7 @@ def train_steps(
             # straight run of ``total`` steps would not give the same weights; say so.
             history.append({"until_step": start, "total": int(state["total"])})
     began = time.time() - elapsed
-    bar = tqdm(range(start, total), desc=name, initial=start, total=total, mininterval=10)
+    bar = progress_bar(range(start, total), desc=name, initial=start, total=total, mininterval=10)
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(base_lr, step, total)

@@ -10,6 +10,7 @@ see ``spf_train.tokencompose.data``). Every field of ``TokenComposeConfig`` is a
 
 from __future__ import annotations
 
+from spf_train.commands.options import add_progress_argument
 from spf_train.config import add_config_arguments, resolve_config
 
 HELP = "Baseline: TokenCompose, fine-tuning with token- and pixel-level grounding losses on cross-attention."
@@ -30,7 +31,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("tokencompose", help=HELP, description=HELP)
     add_config_arguments(parser, TokenComposeConfig)
     # Same destinations as the long flags, so either spelling lands in the resolved config.
-    parser.add_argument("--data", dest="cfg__data_dir", default=None, metavar="DIR", help="the grounded training set")
-    parser.add_argument("--out", dest="cfg__output_dir", default=None, metavar="DIR", help="the output folder")
-    parser.add_argument("--steps", dest="cfg__max_steps", default=None, metavar="N", help="optimizer steps")
+    parser.add_argument("--data", dest="cfg__data_dir", default=None, metavar="DIR", help="Short for --data-dir.")
+    parser.add_argument("--out", dest="cfg__output_dir", default=None, metavar="DIR", help="Short for --output-dir.")
+    parser.add_argument("--steps", dest="cfg__max_steps", default=None, metavar="N", help="Short for --max-steps.")
+    add_progress_argument(parser)
     parser.set_defaults(func=_run)
