@@ -87,7 +87,7 @@ def run_worker(args) -> dict:
         config = Stage1Config(**common)
         task = DiffusionTask(config, pipe=pipe, dataset=PortraitDataset(data, config.resolution or 64), report=lambda m: None)
     else:
-        config = Stage2Config(**common, re_decode_size=spec["re_decode_size"])
+        config = Stage2Config(**common, re_decode_size=spec["re_decode_size"], init_from="original")
         clip = load_clip(args.weights, device=args.device)
         task = DualPathTask(config, pipe=pipe, dataset=PortraitDataset(data, config.resolution or 64), clip=clip, report=lambda m: None)
     loop = TrainingLoop(task, report=lambda m: None)

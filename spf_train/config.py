@@ -18,50 +18,89 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from spf_bench.core.atomic import write_json_atomic
 from spf_bench.core.errors import SpfError
 
+from spf_train.config_options import add_config_arguments, literal_choices  # noqa: F401  (the flags live there)
+
 CONFIG_FILE_NAME = "spf_config.json"
+
+
+Precision = Literal["no", "fp16", "bf16"]
+# diffusers.optimization.SchedulerType's names (a test keeps the two lists equal); listed
+# here so that the command line is built without importing diffusers.
+LrScheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+                      "constant_with_warmup", "piecewise_constant"]
 
 
 @dataclass
 class TrainConfig:
-    """Fields every training command shares (data, model, optimizer, loop, checkpoints)."""
+    """Fields every training command shares (data, model, optimizer, loop, checkpoints).
 
-    data_dir: str = ""  # image folder with metadata.jsonl (see spf_train.data)
+    Every field carries a string right below it: the sentence that ``--help``, the option
+    reference (docs/training-options.md) and config-file errors show for it. A ``Literal``
+    type lists the values a field accepts.
+    """
+
+    data_dir: str = ""
+    """Training image folder with its metadata.jsonl (see docs/formats.md)."""
     output_dir: str = "spf-train-out"
-    base_model: str = "tiny"  # tiny | random | pretrained | path to a diffusers SD1.x folder
-    clip_model: str = "tiny"  # tiny | random | pretrained | path to an open_clip folder
-    resolution: int = 0  # training size in pixels; 0 = the base model's native size
+    """Folder the trained model, its checkpoints, train_log.jsonl and spf_config.json go to."""
+    base_model: str = "tiny"
+    """Stable Diffusion 1.x weights to fine-tune: tiny, random, pretrained, synth, or a diffusers pipeline folder."""
+    clip_model: str = "tiny"
+    """CLIP for the losses that need one: tiny, random, pretrained, synth, or an open_clip folder."""
+    resolution: int = 0
+    """Training image size in pixels; 0 takes the base model's native size."""
     train_batch_size: int = 8
+    """Images per micro-batch."""
     gradient_accumulation_steps: int = 1
-    mixed_precision: str = "no"  # no | fp16 | bf16 (accelerate); trainable weights stay fp32
+    """Micro-batches whose gradients add up to one optimizer step."""
+    mixed_precision: Precision = "no"
+    """Autocast precision of the forward passes (accelerate); trainable weights always stay in float32."""
     learning_rate: float = 1e-5
+    """Peak learning rate of AdamW."""
     adam_beta1: float = 0.9
+    """AdamW's first-moment decay."""
     adam_beta2: float = 0.999
+    """AdamW's second-moment decay."""
     adam_weight_decay: float = 0.01
+    """AdamW's decoupled weight decay."""
     adam_epsilon: float = 1e-8
+    """AdamW's denominator epsilon."""
     max_grad_norm: float = 1.0
-    lr_scheduler: str = "constant"  # any name diffusers.optimization.get_scheduler knows
+    """Gradient norm clipped to this value before each step; 0 turns clipping off."""
+    lr_scheduler: LrScheduler = "constant"
+    """Learning-rate schedule, by its name in diffusers.optimization.get_scheduler."""
     lr_warmup_steps: int = 0
+    """Optimizer steps of linear warm-up at the start of the schedule."""
     num_epochs: int = 2
-    max_steps: int = 0  # optimizer steps; 0 = num_epochs over the data
-    checkpoint_every: int = 500  # optimizer steps between resumable checkpoints
-    checkpoints_total_limit: int = 0  # keep only the newest N checkpoints; 0 = keep all
-    resume: str = "latest"  # latest | none | path to a checkpoints/step-N folder
+    """Passes over the training set, used when max_steps is 0."""
+    max_steps: int = 0
+    """Optimizer steps to train; 0 trains num_epochs over the data."""
+    checkpoint_every: int = 500
+    """Optimizer steps between resumable checkpoints; 0 writes none."""
+    checkpoints_total_limit: int = 0
+    """Keep only the newest N checkpoints; 0 keeps them all."""
+    resume: str = "latest"
+    """Where a run restarts: latest (the newest checkpoint in output_dir, if any), none, or a checkpoints/step-N folder."""
     seed: int = 0
-    skip_bad: bool = False  # drop invalid dataset rows (reported) instead of stopping
+    """Seed of the data order, noise and timesteps."""
+    skip_bad: bool = False
+    """Drop invalid dataset rows (listed in the log) instead of stopping at the first one."""
     latent_cache: bool = False
-    """Encode every training image once with the VAE encoder and keep the latent
-    distribution's mean and log-variance (on disk, in OUT/latent_cache). A step then samples
-    z0 from the cached distribution with the run's own generator instead of running the
-    encoder: the same distribution of z0, without the encoder's cost (about a third of a
-    stage-1 step at 512 px). Horizontal flips or other pixel augmentations are not applied
-    on this path."""
+    """Encode every training image once with the VAE encoder and sample z0 from the cached distribution.
+
+    The latent distribution's mean and log-variance are kept on disk (in OUT/latent_cache);
+    a step then samples z0 with the run's own generator instead of running the encoder: the
+    same distribution of z0, without the encoder's cost (about a third of a stage-1 step at
+    512 px). Horizontal flips or other pixel augmentations are not applied on this path."""
     log_every: int = 1
-    device: str = ""  # empty: accelerate chooses; "cpu" forces the CPU
+    """Optimizer steps between two lines of train_log.jsonl."""
+    device: str = ""
+    """Device to train on: empty lets accelerate choose, cpu forces the CPU."""
 
 
 @dataclass
@@ -75,48 +114,63 @@ class LossWeights:
     0.1, 0.6 are assigned in this order: attn, unet, re."""
 
     diff: float = 1.0
+    """Weight of the diffusion loss L_diff."""
     attn: float = 0.2
+    """Weight of the attention alignment loss L_attn (Eq. 6)."""
     unet: float = 0.1
+    """Weight of the UNet feature alignment loss L_unet (Eq. 7)."""
     re: float = 0.6
+    """Weight of the response enhancement loss L_re (Eq. 12-13), or of L_clip with direct_clip."""
+
+
+StageTwoTrainable = Literal["xattn", "full", "lora-xattn", "adapter-xattn"]
 
 
 @dataclass
 class Stage2Config(TrainConfig):
     """Stage 2: dual-path contrastive learning (Sec. 3.2-3.4)."""
 
+    # Fields redefined for a new default keep the documentation of TrainConfig's field.
     learning_rate: float = 5e-5
     train_batch_size: int = 2
     num_epochs: int = 5
-    init_from: str = "original"  # path to a stage-1 output folder, or "original" (Tab. 5 "only stage 2")
-    trainable: str = "xattn"  # xattn | full | lora-xattn | adapter-xattn (Tab. 4)
-    lora_rank: int = 4  # for trainable=lora-xattn
+    init_from: str = ""
+    """Required: the stage-1 output folder stage 2 starts from, or original for the original weights (Tab. 5's "only stage 2")."""
+    trainable: StageTwoTrainable = "xattn"
+    """The part of the UNet stage 2 trains (Tab. 4): cross-attention, the full UNet, a LoRA or an adapter on cross-attention."""
+    lora_rank: int = 4
+    """Rank of the cross-attention LoRA when trainable is lora-xattn."""
     weights: LossWeights = field(default_factory=LossWeights)
-    no_attn: bool = False  # ablation: drop L_attn
-    no_unet: bool = False  # ablation: drop L_unet
-    no_re: bool = False  # ablation: drop L_re (and L_clip)
-    no_sfcm: bool = False  # ablation: M = 0, i.e. the alignment losses act everywhere
-    direct_clip: bool = False  # ablation: L_clip (Eq. 14) in place of L_re
-    re_decode_size: str = "full"
-    """(choice) Where the one-step prediction is decoded for L_re / L_clip. ``full``: decode
-    the predicted latent at its own size, then resize the image to CLIP's input (the method
-    as written). ``clip``: resize the predicted latent to CLIP's input size / 8 (28x28 for
-    224 px) and decode that, so the decoder's forward and backward run on 224 px instead
-    of 512 px (about 5x less decoder arithmetic); the CLIP input is then the decoder output
-    itself, not a resized 512 px image."""
-    phrase_split: str = "comma-and"
-    """(choice) How c_b is split into phrases for Eq. 9: ``comma-and`` splits on commas and
-    on the word "and"; ``comma`` on commas only."""
-    attn_features: str = "per-head"
-    """(choice) A^l is taken per head, before the output projection (Eq. 3-5). The only
-    value implemented; kept as a name so a checkpoint records it."""
-    unet_features: str = "xattn-input"
-    """(choice) h^l are the hidden states entering cross-attention layer l."""
-    mask_resize: str = "bilinear"  # (choice) how M is resized to a layer's grid: bilinear | area | nearest
-    relevance: str = "one-minus-cos"  # (choice) w_i = 1 - max(cos(CLIP_T(p_i), CLIP_T(c_t)), 0)
-    sfcm_combine: str = "soft-times-not-excluded"
-    """(choice) How Eq. 10 combines the maps: M = norm(M_soft ⊙ (1 - X)) with the exclusion
-    map X = sum_i w_i A_i / sum_i w_i. The only value implemented; named so a checkpoint
-    records it."""
+    no_attn: bool = False
+    """Ablation: drop the attention alignment loss L_attn."""
+    no_unet: bool = False
+    """Ablation: drop the UNet feature alignment loss L_unet."""
+    no_re: bool = False
+    """Ablation: drop the response enhancement loss L_re (and L_clip)."""
+    no_sfcm: bool = False
+    """Ablation: M = 0, so the alignment losses act everywhere instead of outside the SFCM."""
+    direct_clip: bool = False
+    """Ablation: the direct CLIP loss L_clip (Eq. 14) in place of L_re."""
+    re_decode_size: Literal["full", "clip"] = "full"
+    """(choice) Where the one-step prediction is decoded for L_re and L_clip: at full size, or at CLIP's input size.
+
+    ``full``: decode the predicted latent at its own size, then resize the image to CLIP's
+    input (the method as written). ``clip``: resize the predicted latent to CLIP's input
+    size / 8 (28x28 for 224 px) and decode that, so the decoder's forward and backward run
+    on 224 px instead of 512 px (about 5x less decoder arithmetic); the CLIP input is then
+    the decoder output itself, not a resized 512 px image."""
+    phrase_split: Literal["comma-and", "comma"] = "comma-and"
+    """(choice) How c_b is split into phrases for Eq. 9: on commas and the word "and", or on commas only."""
+    attn_features: Literal["per-head"] = "per-head"
+    """(choice) A^l is taken per head, before the output projection (Eq. 3-5); named so a checkpoint records it."""
+    unet_features: Literal["xattn-input"] = "xattn-input"
+    """(choice) h^l are the hidden states entering cross-attention layer l; named so a checkpoint records it."""
+    mask_resize: Literal["bilinear", "area", "nearest"] = "bilinear"
+    """(choice) How the SFCM M is resized to a layer's grid."""
+    relevance: Literal["one-minus-cos"] = "one-minus-cos"
+    """(choice) Phrase relevance weights w_i = 1 - max(cos(CLIP_T(p_i), CLIP_T(c_t)), 0) (Eq. 10)."""
+    sfcm_combine: Literal["soft-times-not-excluded"] = "soft-times-not-excluded"
+    """(choice) How Eq. 10 combines the maps: M = norm(M_soft ⊙ (1 - X)), X = sum_i w_i A_i / sum_i w_i."""
 
 
 @dataclass
@@ -125,8 +179,11 @@ class LoraTrainConfig(TrainConfig):
 
     learning_rate: float = 1e-4
     rank: int = 4
-    alpha: float = 0.0  # 0 = rank, i.e. scale 1 (what diffusers' loader assumes without metadata)
-    target_modules: str = "to_q,to_k,to_v,to_out.0"  # of every attention layer (self and cross)
+    """Rank of every LoRA update (the inner size of its two matrices)."""
+    alpha: float = 0.0
+    """LoRA alpha; 0 sets it to the rank, i.e. scale 1 (what diffusers' loader assumes without metadata)."""
+    target_modules: str = "to_q,to_k,to_v,to_out.0"
+    """Comma-separated projections of every attention layer (self and cross) that get a LoRA."""
 
 
 @dataclass
@@ -134,13 +191,21 @@ class AdaLoraTrainConfig(LoraTrainConfig):
     """Baseline: peft AdaLoRA, with update_and_allocate called after every backward pass."""
 
     init_r: int = 8
+    """Rank every adapted layer starts with."""
     target_r: int = 4
-    tinit: int = 0  # steps of warm-up before ranks are pruned
-    tfinal: int = 0  # steps at the end with the final ranks fixed
-    delta_t: int = 1  # steps between two rank re-allocations
-    beta1: float = 0.85  # sensitivity smoothing (peft's defaults)
+    """Average rank left after pruning."""
+    tinit: int = 0
+    """Steps of warm-up before ranks are pruned."""
+    tfinal: int = 0
+    """Steps at the end with the final ranks fixed."""
+    delta_t: int = 1
+    """Steps between two rank re-allocations."""
+    beta1: float = 0.85
+    """Smoothing of the sensitivity scores (peft's default)."""
     beta2: float = 0.85
-    orth_reg_weight: float = 0.5  # weight of AdaLoRA's orthogonality regulariser on P and Q
+    """Smoothing of the sensitivity uncertainty (peft's default)."""
+    orth_reg_weight: float = 0.5
+    """Weight of AdaLoRA's orthogonality regulariser on P and Q."""
 
 
 # --------------------------------------------------------------------------- files and flags
@@ -193,6 +258,11 @@ def from_dict(cls, data: dict[str, Any], source: str = "config"):
 
 
 def _coerce(name: str, typ: Any, value: Any) -> Any:
+    if typing.get_origin(typ) is Literal:
+        allowed = typing.get_args(typ)
+        if value not in allowed:
+            raise SpfError(f"Option '{name}' must be one of {', '.join(allowed)}, not {value!r}.")
+        return value
     try:
         if typ is bool:
             if isinstance(value, str):
@@ -205,29 +275,6 @@ def _coerce(name: str, typ: Any, value: Any) -> Any:
         return typ(value)
     except (TypeError, ValueError):
         raise SpfError(f"Option '{name}' must be a {getattr(typ, '__name__', typ)}, not {value!r}.") from None
-
-
-def _flat_fields(cls, prefix: str = ""):
-    """(dotted name, type, default) of every leaf field, nested dataclasses flattened."""
-    types = _field_types(cls)
-    for f in dataclasses.fields(cls):
-        typ = types[f.name]
-        if dataclasses.is_dataclass(typ):
-            yield from _flat_fields(typ, f"{prefix}{f.name}.")
-        else:
-            yield f"{prefix}{f.name}", typ
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, cls) -> None:
-    """``--config FILE`` plus one ``--option`` flag per field (``--weights.attn 0.3`` for nested)."""
-    parser.add_argument("--config", help="YAML or TOML file of options; flags override it")
-    for name, typ in _flat_fields(cls):
-        flag = "--" + name.replace("_", "-")
-        dest = "cfg__" + name.replace(".", "__")
-        if typ is bool:
-            parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None)
-        else:
-            parser.add_argument(flag, dest=dest, default=None, metavar=typ.__name__.upper())
 
 
 def resolve_config(cls, args: argparse.Namespace):

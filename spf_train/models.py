@@ -1,6 +1,6 @@
 """Loading the networks a run trains or consults, and the diffusion arithmetic they share.
 
-A model is named by a zoo source (``tiny``, ``random``, ``pretrained``) or by a folder: a
+A model is named by a zoo source (``tiny``, ``random``, ``pretrained``, ``synth``) or by a folder: a
 diffusers SD1.x pipeline folder (for instance a stage-1 output) or an open_clip folder.
 """
 
@@ -14,7 +14,7 @@ import torch
 from spf_bench import zoo
 from spf_bench.core.errors import SpfError
 
-ZOO_SOURCES = ("tiny", "random", "pretrained")
+ZOO_SOURCES = ("tiny", "random", "pretrained", "synth")
 
 
 def load_pipeline(spec: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):

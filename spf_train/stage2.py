@@ -24,6 +24,7 @@ from spf_bench.core.errors import SpfError
 from spf_train.capture import AttentionRecord, install_capture
 from spf_train.clip_guide import ClipGuide
 from spf_train.config import Stage2Config
+from spf_train.config_options import literal_choices
 from spf_train.data import batch_indices, collate
 from spf_train.diffusion_task import DiffusionTask
 from spf_train.loop import LossHook, LossTerm, StepContext, train, weight_dtype
@@ -47,16 +48,22 @@ from spf_train.sfcm import SfcmBuilder, resize_map_to_tokens
 from spf_train.trainable import merge_into_weights, select_stage2_trainable
 from spf_train.xattn_adapter import save_xattn_adapter, strip_xattn_adapters
 
-RE_DECODE_SIZES = ("full", "clip")
-STAGE2_CHOICES = {
-    "re_decode_size": RE_DECODE_SIZES,
-    "phrase_split": ("comma-and", "comma"),
-    "mask_resize": ("bilinear", "area", "nearest"),
-    "attn_features": ("per-head",),
-    "unet_features": ("xattn-input",),
-    "relevance": ("one-minus-cos",),
-    "sfcm_combine": ("soft-times-not-excluded",),
-}
+# Every named (choice) and its implemented values, read from the config's Literal types.
+STAGE2_CHOICES = literal_choices(Stage2Config)
+RE_DECODE_SIZES = STAGE2_CHOICES["re_decode_size"]
+
+
+INIT_FROM_MISSING = (
+    "Stage 2 needs --init-from: a stage-1 output folder (SPF-Portrait: stage 1, then stage 2), or the word "
+    "'original' to start from the original weights (Tab. 5's 'only stage 2' variant, which the paper reports "
+    "as clearly worse)."
+)
+
+
+def require_init_from(config: Stage2Config) -> None:
+    """Stage 2 never picks its starting weights silently: the two choices are different methods."""
+    if not str(config.init_from).strip():
+        raise SpfError(INIT_FROM_MISSING)
 
 
 def check_stage2_choices(config: Stage2Config) -> None:
@@ -71,6 +78,8 @@ class DualPathTask(DiffusionTask):
     """The stage-2 training task; ``pipe`` holds the original (reference) weights."""
 
     def __init__(self, config: Stage2Config, pipe=None, dataset=None, clip=None, response_unet=None, report=print):
+        if response_unet is None:
+            require_init_from(config)
         check_stage2_choices(config)
         self._given_response_unet = response_unet
         super().__init__(config, pipe=pipe, dataset=dataset, report=report)

@@ -13,11 +13,15 @@
 
 from __future__ import annotations
 
+import typing
+
 import torch
 
 from spf_bench.core.errors import SpfError
 
-STAGE2_TRAINABLE = ("xattn", "full", "lora-xattn", "adapter-xattn")
+from spf_train.config import StageTwoTrainable
+
+STAGE2_TRAINABLE = typing.get_args(StageTwoTrainable)
 ATTENTION_PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0")
 CROSS_ATTENTION_PATTERN = r".*attn2\.(to_q|to_k|to_v|to_out\.0)$"
 

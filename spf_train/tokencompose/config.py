@@ -10,10 +10,11 @@ github.com/mlpc-ucsd/TokenCompose): lr 5e-6 constant, batch 1 x 4 accumulation s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from spf_bench.core.errors import SpfError
 
-from spf_train.config import TrainConfig
+from spf_train.config import LrScheduler, TrainConfig
 
 PLACES = ("down", "mid", "up")
 
@@ -22,6 +23,7 @@ PLACES = ("down", "mid", "up")
 class TokenComposeConfig(TrainConfig):
     """TokenCompose's settings; defaults from the authors' SD1.4 training script."""
 
+    # Fields redefined for a new default keep the documentation of TrainConfig's field.
     learning_rate: float = 5e-6
     train_batch_size: int = 1
     gradient_accumulation_steps: int = 4
@@ -29,16 +31,21 @@ class TokenComposeConfig(TrainConfig):
     checkpoint_every: int = 8000
     adam_weight_decay: float = 1e-2
     max_grad_norm: float = 1.0
-    lr_scheduler: str = "constant"
-    token_loss_weight: float = 1e-3  # lambda_token (the script's token_loss_scale)
-    pixel_loss_weight: float = 5e-5  # lambda_pixel (the script's pixel_loss_scale)
+    lr_scheduler: LrScheduler = "constant"
+    token_loss_weight: float = 1e-3
+    """Weight lambda_token of the token-level grounding loss (the authors' token_loss_scale)."""
+    pixel_loss_weight: float = 5e-5
+    """Weight lambda_pixel of the pixel-level grounding loss (the authors' pixel_loss_scale)."""
     grounding_places: str = "mid,up"
-    """UNet places whose cross-attention layers carry the grounding losses, comma-separated
-    (down, mid, up). The paper's mid_8 + up_16/32/64 are every mid and up layer of SD1.x."""
-    sam_model: str = "tiny"  # zoo source of SAM, for rows that give grounding points instead of masks
-    missing_grounding: str = "error"
-    """(choice) What a row without ``masks`` or ``points`` does: ``error`` stops the run naming
-    it; ``layout-sam`` grounds the subject and the target attribute at portrait-layout points
+    """Comma-separated UNet places (down, mid, up) whose cross-attention layers carry the grounding losses.
+
+    The paper's mid_8 + up_16/32/64 are every mid and up layer of SD1.x."""
+    sam_model: str = "tiny"
+    """SAM for rows that give grounding points instead of masks: tiny, random or pretrained."""
+    missing_grounding: Literal["error", "layout-sam"] = "error"
+    """(choice) What a row without masks or points does: error stops the run naming it, layout-sam grounds it with SAM.
+
+    ``layout-sam`` grounds the subject and the target attribute at portrait-layout points
     with SAM (see spf_train.tokencompose.data), for sets made without grounding."""
 
     def places(self) -> tuple[str, ...]:

@@ -30,7 +30,7 @@ def portrait_set(tiny_pipe, tmp_path_factory):
 
 
 def _task(tiny_pipe, tiny_clip, dataset, tmp_path, response_unet=None, **overrides):
-    config = Stage2Config(output_dir=str(tmp_path), train_batch_size=2, device="cpu", **overrides)
+    config = Stage2Config(output_dir=str(tmp_path), train_batch_size=2, device="cpu", **{"init_from": "original", **overrides})
     return DualPathTask(config, pipe=fresh_copy(tiny_pipe), dataset=dataset, clip=fresh_copy(tiny_clip),
                         response_unet=response_unet)
 

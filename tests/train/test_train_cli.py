@@ -28,7 +28,7 @@ def test_stage1_command_takes_a_config_file_and_flags_and_saves_the_resolved_con
 
 
 def test_user_errors_are_one_sentence_and_exit_code_two(tmp_path, capsys):
-    assert main(["stage2", "--data-dir", str(tmp_path / "nowhere"), "--output-dir", str(tmp_path / "o")]) == 2
+    assert main(["stage2", "--data-dir", str(tmp_path / "nowhere"), "--output-dir", str(tmp_path / "o"), "--init-from", "original"]) == 2
     err = capsys.readouterr().err
     assert "has no metadata.jsonl" in err and "Traceback" not in err
 

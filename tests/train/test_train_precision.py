@@ -30,7 +30,7 @@ def _run_steps(task, steps=2):
 
 def test_bf16_stage2_on_cpu_keeps_trainable_weights_fp32_and_trains(tiny_pipe, tiny_clip, portrait_set, tmp_path):
     config = Stage2Config(output_dir=str(tmp_path), train_batch_size=1, max_steps=2, checkpoint_every=0,
-                          learning_rate=1e-3, mixed_precision="bf16", device="cpu")
+                          learning_rate=1e-3, mixed_precision="bf16", device="cpu", init_from="original")
     task = DualPathTask(config, pipe=fresh_copy(tiny_pipe), dataset=portrait_set,
                         clip=fresh_copy(tiny_clip), report=lambda m: None)
     loop, before, values = _run_steps(task)

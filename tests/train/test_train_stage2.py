@@ -84,7 +84,7 @@ def test_a_few_stage2_steps_lower_alignment_losses_on_held_out_batches(stage2_ru
 def test_lora_on_cross_attention_trains_only_lora_and_saves_a_merged_pipeline(tiny_pipe, clip, sets, tmp_path):
     train, _ = sets
     config = Stage2Config(output_dir=str(tmp_path / "lora-x"), trainable="lora-xattn", train_batch_size=1, max_steps=1,
-                          checkpoint_every=0, learning_rate=1e-2, no_re=True, device="cpu")
+                          checkpoint_every=0, learning_rate=1e-2, no_re=True, device="cpu", init_from="original")
     task = DualPathTask(config, pipe=fresh_copy(tiny_pipe), dataset=train, clip=fresh_copy(clip), report=lambda m: None)
     trainable = {n for n, p in task.unet.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n and ".attn2." in n for n in trainable)
@@ -102,7 +102,7 @@ def test_cross_attention_adapter_starts_as_identity_trains_alone_and_reloads(tin
 
     train, _ = sets
     config = Stage2Config(output_dir=str(tmp_path / "adapter"), trainable="adapter-xattn", train_batch_size=1, max_steps=1,
-                          checkpoint_every=0, learning_rate=1e-2, no_re=True, device="cpu")
+                          checkpoint_every=0, learning_rate=1e-2, no_re=True, device="cpu", init_from="original")
     task = DualPathTask(config, pipe=fresh_copy(tiny_pipe), dataset=train, clip=fresh_copy(clip), report=lambda m: None)
     torch.manual_seed(0)
     z, t = torch.randn(1, 4, 8, 8), torch.tensor([300])
