@@ -34,7 +34,8 @@ from spf_bench.generation.sampling import (
     generate,
 )
 from spf_bench.methods.training import QuickTraining, checkpoint_for
-from spf_bench.methods.registry import MethodModel, build_method, get_method
+from spf_bench.methods.registry import MethodModel, build_method, canonical_method, get_method
+from spf_bench.metrics.fid import reset_small_set_warning
 from spf_bench.generation.protocol import DEFAULT_TRIPLES, eval_options_for, settings_for
 from spf_bench.triples.triple_set import TripleSet, build_triple_set, load_triple_set
 from spf_bench.core import paths
@@ -83,6 +84,8 @@ def run_benchmark(req: RunRequest) -> dict:
     """Run every method of ``req``; returns {method: summary or the run record when not scored}."""
     if not req.methods:
         raise SpfError("Name at least one method with --method.")
+    reset_small_set_warning()  # a small set's FID warning: once per run, not once per method
+    req.methods = [canonical_method(name) for name in req.methods]  # old names: one name per method in the results
     for name in req.methods:
         get_method(name)  # fail on a typo before any work
     out = Path(req.out)

@@ -32,6 +32,8 @@ from spf_bench.core.errors import SpfError
 from spf_bench.core.fingerprint import hash_path_cached
 from spf_bench.generation.sampling import GenerationSettings
 from spf_bench.metrics import METRIC_ORDER
+from spf_bench.metrics.fid import reset_small_set_warning
+from spf_bench.core.progress import progress_bar
 from spf_bench.lab import methods as lab_methods, report as lab_report, scores as lab_scores
 from spf_bench.world.attributes import BY_NAME, NAMES, index_of
 from spf_bench.lab.methods import DEFAULT_METHODS, LAB_METHODS, check_methods
@@ -81,7 +83,7 @@ class Lab:
     def __init__(self, out: Path, config: LabConfig, base_model: Path, clip_model: Path):
         self.out, self.config = Path(out), config
         self.base_model, self.clip_model = Path(base_model), Path(clip_model)
-        check_methods(config.methods)
+        config.methods = check_methods(config.methods)
         self.out.mkdir(parents=True, exist_ok=True)
         self._pin()
 
@@ -107,7 +109,7 @@ class Lab:
 
     def train(self, method: str, report=print) -> Path:
         """Method ``method``'s finished checkpoint, training it (and what it starts from) if needed."""
-        check_methods((method,))
+        (method,) = check_methods((method,))
         start = lab_methods.start_of(method)
         start_folder = self.train(start, report) if start is not None else None
         config = lab_methods.training_config(method, self.config, self._set(LAB_METHODS[method].data), start_folder,
@@ -148,13 +150,21 @@ class Lab:
     def measure(self, oracle, report=print) -> dict:
         c = self.config
         models = [ORIGINAL, *c.methods]
-        for method in c.methods:
-            self.train(method, report)
-        images = {(m, kind): drawn for m in models for kind, drawn in self.images(m).items()}
-        labels = {key: oracle.predict(value) for key, value in images.items()}
-        results = {m: self._rates(labels[(m, "base")], labels[(ORIGINAL, "base")], labels[(m, "custom")]) for m in models}
-        for m, metrics in self._scores(images).items():
-            results[m]["metrics"] = metrics
+        reset_small_set_warning()  # one FID small-set warning for the whole lab, not one per model
+        # One bar over the lab's plan: train every method, draw every model, score them.
+        with progress_bar(total=len(c.methods) + len(models) + 1, desc="lab", unit="step") as bar:
+            for method in c.methods:
+                self.train(method, report)
+                bar.update()
+            images = {}
+            for m in models:
+                images.update({(m, kind): drawn for kind, drawn in self.images(m).items()})
+                bar.update()
+            labels = {key: oracle.predict(value) for key, value in images.items()}
+            results = {m: self._rates(labels[(m, "base")], labels[(ORIGINAL, "base")], labels[(m, "custom")]) for m in models}
+            for m, metrics in self._scores(images).items():
+                results[m]["metrics"] = metrics
+            bar.update()
         for m in c.methods:
             report(f"{m}: spurious rate on base prompts {results[m]['spurious_rate']['value']:.3f}, "
                    f"target accuracy {results[m]['target_accuracy']['value']:.3f}")

@@ -38,9 +38,9 @@ LAB_METHODS: dict[str, LabMethod] = {
     "ours-no-attn": LabMethod("ours-no-attn", summary="ours without L_attn"),
     "ours-no-unet": LabMethod("ours-no-unet", summary="ours without L_unet"),
     "ours-no-re": LabMethod("ours-no-re", summary="ours without L_re"),
-    "ours-clip": LabMethod("ours-direct-clip", summary="ours with L_clip instead of L_re"),
-    "ours-full-unet": LabMethod("stage2-full", summary="ours with stage 2 training the whole UNet (Tab. 4)"),
-    "ours-stage2-only": LabMethod("only-stage2", summary="stage 2 only, from the original weights (Tab. 5)"),
+    "ours-direct-clip": LabMethod("ours-direct-clip", summary="ours with L_clip instead of L_re"),
+    "stage2-full": LabMethod("stage2-full", summary="ours with stage 2 training the whole UNet (Tab. 4)"),
+    "only-stage2": LabMethod("only-stage2", summary="stage 2 only, from the original weights (Tab. 5)"),
 }
 DEFAULT_METHODS = ("naive", "control", "ours", "lora", "adalora")
 # The suite method a recipe starts from -> the lab method trained on the lab's data that
@@ -52,6 +52,10 @@ DONE = ".lab-trained"  # written last: a folder without it is an unfinished (res
 
 
 def check_methods(methods) -> tuple[str, ...]:
+    """The lab methods named, old names replaced by the suite's (spf_bench.methods.METHOD_ALIASES)."""
+    from spf_bench.methods.registry import canonical_method
+
+    methods = tuple(canonical_method(m) for m in methods)
     unknown = [m for m in methods if m not in LAB_METHODS]
     if unknown:
         raise SpfError(f"Unknown lab method '{unknown[0]}'; the lab trains: {', '.join(LAB_METHODS)}.")

@@ -71,12 +71,29 @@ def _fid_from_features_lowrank(feat1: torch.Tensor, feat2: torch.Tensor) -> torc
     return diff.dot(diff) + (a1 * a1).sum() + (a2 * a2).sum() - 2 * nuclear
 
 
-def warn_if_small(n: int, dim: int, which: str) -> None:
-    if n < dim:
-        warnings.warn(
-            f"FID on {n} {which} images with {dim}-d features: the covariance is rank-deficient "
-            f"(fewer samples than dimensions), so the value is biased and not comparable with FIDs on "
-            f"larger sets; use at least {dim} images for a reportable FID.", SmallSetWarning, stacklevel=3)
+# Whether this run has said it yet: every method scores FID on sets of the same size, so
+# the sentence would otherwise repeat per method (and per side) without news.
+_small_set_warned = False
+
+
+def reset_small_set_warning() -> None:
+    """Start a new run: the next FID on a small set warns again (once)."""
+    global _small_set_warned
+    _small_set_warned = False
+
+
+def warn_if_small(n_original: int, n_customized: int, dim: int) -> None:
+    """Warn, once per run, that an FID on fewer images than feature dimensions is biased."""
+    global _small_set_warned
+    if min(n_original, n_customized) >= dim or _small_set_warned:
+        return
+    _small_set_warned = True
+    warnings.warn(
+        f"FID on {n_original} original and {n_customized} customized images with {dim}-d features: the "
+        f"covariance is rank-deficient (fewer images than dimensions), so the value is biased and not "
+        f"comparable with FIDs on other set sizes; on a set this small compare methods with KID "
+        f"(the KID metric), which is unbiased at any size, or use at least {dim} images for a reportable "
+        f"FID. (Said once per run.)", SmallSetWarning, stacklevel=3)
 
 
 def frechet_distance(features_o: torch.Tensor, features_c: torch.Tensor, warn: bool = True) -> torch.Tensor:
@@ -85,8 +102,7 @@ def frechet_distance(features_o: torch.Tensor, features_c: torch.Tensor, warn: b
         raise ValueError("FID needs at least two images in each set.")
     dim = features_o.shape[1]
     if warn:
-        warn_if_small(features_o.shape[0], dim, "original")
-        warn_if_small(features_c.shape[0], dim, "customized")
+        warn_if_small(features_o.shape[0], features_c.shape[0], dim)
     if max(features_o.shape[0], features_c.shape[0]) < dim:
         return _fid_from_features_lowrank(features_o, features_c)
     s1, o1, n1 = _fid_update(features_o)
@@ -128,8 +144,7 @@ class FrechetInceptionDistance(Metric):
         n_real, n_fake = int(self.real_n), int(self.fake_n)
         if n_real < 2 or n_fake < 2:
             raise ValueError("FID needs at least two images in each set.")
-        warn_if_small(n_real, self.num_features, "original")
-        warn_if_small(n_fake, self.num_features, "customized")
+        warn_if_small(n_real, n_fake, self.num_features)
         mu1, s1 = _mean_cov(self.real_sum, self.real_outer, n_real)
         mu2, s2 = _mean_cov(self.fake_sum, self.fake_outer, n_fake)
         return _fid_compute(mu1, s1, mu2, s2)

@@ -72,8 +72,8 @@ def test_every_lab_method_is_a_trainable_suite_method_with_its_stage2_variant():
 
     expected = {  # lab name -> the Stage2Config fields that make it (METHOD.md's variants)
         "ours": {}, "ours-no-sfcm": {"no_sfcm": True}, "ours-no-attn": {"no_attn": True}, "ours-no-unet": {"no_unet": True},
-        "ours-no-re": {"no_re": True}, "ours-clip": {"direct_clip": True}, "ours-full-unet": {"trainable": "full"},
-        "ours-stage2-only": {"init_from": "original"},
+        "ours-no-re": {"no_re": True}, "ours-direct-clip": {"direct_clip": True}, "stage2-full": {"trainable": "full"},
+        "only-stage2": {"init_from": "original"},
     }
     lab = LabConfig(steps=7, batch=3)
     for name, fields in expected.items():
@@ -81,7 +81,7 @@ def test_every_lab_method_is_a_trainable_suite_method_with_its_stage2_variant():
         config = training_config(name, lab, Path("data"), Path("naive-out") if start else None, Path("base"), Path("clip"))
         built = from_dict(Stage2Config, config)
         assert (built.max_steps, built.train_batch_size, built.learning_rate) == (7, 3, lab.lr_stage2), name
-        assert built.init_from == ("naive-out" if name != "ours-stage2-only" else "original"), name
+        assert built.init_from == ("naive-out" if name != "only-stage2" else "original"), name
         switched = {f: getattr(built, f) for f in ("no_sfcm", "no_attn", "no_unet", "no_re", "direct_clip") if getattr(built, f)}
         switched |= {"trainable": built.trainable} if built.trainable != "xattn" else {}
         switched |= {"init_from": "original"} if built.init_from == "original" else {}
@@ -95,7 +95,7 @@ def test_every_lab_method_is_a_trainable_suite_method_with_its_stage2_variant():
 # --------------------------------------------------------------------------- a tiny lab, trained
 
 synth_weights = pytest.mark.skipif(not synth_source.manifest(), reason="no synthetic-world weights are shipped in this checkout")
-TINY = dict(train_images=8, steps=2, batch=2, prompts=4, methods=("naive", "ours", "ours-full-unet"))
+TINY = dict(train_images=8, steps=2, batch=2, prompts=4, methods=("naive", "ours", "stage2-full"))
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def _changed(a: dict, b: dict) -> set[str]:
 def test_each_method_changes_the_weights_it_should(tiny_lab):
     lab = tiny_lab[0]
     original, naive = _unet(synth_source.folder("sd15")), _unet(lab.checkpoint("naive"))
-    ours, full = _unet(lab.checkpoint("ours")), _unet(lab.checkpoint("ours-full-unet"))
+    ours, full = _unet(lab.checkpoint("ours")), _unet(lab.checkpoint("stage2-full"))
     assert _changed(original, naive), "stage 1 left the UNet as it was"
     in_ours = _changed(naive, ours)
     assert in_ours and all(".attn2." in k for k in in_ours), sorted(k for k in in_ours if ".attn2." not in k)[:5]
@@ -152,7 +152,7 @@ def test_summary_rates_are_the_oracle_on_the_saved_images(tiny_lab):
         assert set(METRIC_ORDER) <= set(metrics) and all(metrics[m]["n"] >= 1 for m in METRIC_ORDER if m != "ID"), model
         assert (lab.run(model) / "per_pair.csv").is_file()
     text = (lab.out / "summary.md").read_text()
-    assert all(m in text for m in ("| ours-full-unet |", "Seg-Cons", "customized prompts (after)"))
+    assert all(m in text for m in ("| stage2-full |", "Seg-Cons", "customized prompts (after)"))
     assert (lab.out / "grid.txt").read_text().count("\n") == 2 * (1 + len(TINY["methods"]))
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from spf_bench.metrics import FrechetInceptionDistance, SmallSetWarning, frechet_distance
+from spf_bench.metrics.fid import reset_small_set_warning
 from spf_bench.metrics.fid import _fid_compute, _fid_from_features_lowrank, _fid_update, _mean_cov
 
 # one intra-op thread (see the single_thread fixture in conftest)
@@ -124,6 +125,7 @@ def test_states_are_float64_and_identical_sets_give_zero():
 
 
 def test_small_set_warns_and_large_set_does_not():
+    reset_small_set_warning()
     with pytest.warns(SmallSetWarning, match="rank-deficient"):
         frechet_distance(_features(10, 32, 7), _features(10, 32, 8))
     with warnings.catch_warnings():
@@ -134,3 +136,18 @@ def test_small_set_warns_and_large_set_does_not():
 def test_fid_of_one_image_is_refused():
     with pytest.raises(ValueError, match="at least two"):
         frechet_distance(_features(1, 8, 0), _features(5, 8, 1))
+
+
+def test_small_set_warning_is_said_once_per_run_with_the_sizes_and_kid():
+    reset_small_set_warning()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for seed in range(3):  # three methods scored in one run: originals and customized each time
+            frechet_distance(_features(10, 32, seed), _features(9, 32, seed + 10))
+    said = [w for w in caught if issubclass(w.category, SmallSetWarning)]
+    assert len(said) == 1
+    text = str(said[0].message)
+    assert "10 original and 9 customized images" in text and "KID" in text and "at least 32 images" in text
+    reset_small_set_warning()  # the next run says it again
+    with pytest.warns(SmallSetWarning, match="KID"):
+        frechet_distance(_features(10, 32, 0), _features(10, 32, 1))

@@ -6,12 +6,14 @@ from __future__ import annotations
 import csv
 import json
 import math
+import warnings
 
 import pytest
 
 from spf_bench.benchmark import RunRequest, run_benchmark
 from spf_bench.generation.sampling import GenerationSettings
 from spf_bench.methods.training import QuickTraining
+from spf_bench.metrics import SmallSetWarning
 
 # tiny-network ops: one intra-op thread (see the single_thread fixture in conftest)
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -31,7 +33,11 @@ def test_run_on_tiny_writes_leaderboard_with_all_eight_metrics(tmp_path, monkeyp
         eval_options={"sam_points_per_side": 2, "n_bootstrap": 50, "fid_bootstrap": 5},
         networks=tiny_networks,  # the session's loaded metric networks (loaded here when missing)
     )
-    run_benchmark(request)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_benchmark(request)
+    # FID on 3 pairs is scored four times (two methods, customized and reconstruction): said once
+    assert sum(issubclass(w.category, SmallSetWarning) for w in caught) == 1
 
     with open(out / "leaderboard.csv", newline="") as handle:
         rows = {r["method"]: r for r in csv.DictReader(handle)}
