@@ -39,6 +39,7 @@ from spf_bench.metrics.fid import reset_small_set_warning
 from spf_bench.generation.protocol import DEFAULT_TRIPLES, eval_options_for, settings_for
 from spf_bench.triples.triple_set import TripleSet, build_triple_set, load_triple_set
 from spf_bench.core import paths
+from spf_bench.core.progress import progress_shown
 
 PRESERVATION = ("FID", "LPIPS", "ID", "CLIP-I", "Seg-Cons")  # what the reconstruction analysis scores
 
@@ -82,6 +83,11 @@ def _main_first(state):
 
 def run_benchmark(req: RunRequest) -> dict:
     """Run every method of ``req``; returns {method: summary or the run record when not scored}."""
+    with progress_shown(req.progress):  # the bars of the trainings it starts too
+        return _run_benchmark(req)
+
+
+def _run_benchmark(req: RunRequest) -> dict:
     if not req.methods:
         raise SpfError("Name at least one method with --method.")
     reset_small_set_warning()  # a small set's FID warning: once per run, not once per method

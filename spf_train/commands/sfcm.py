@@ -21,8 +21,9 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default="sfcm-maps", help="output folder for the PNGs")
     parser.add_argument("--base-model", default="tiny", help="the original weights of the reference path")
     parser.add_argument("--clip-model", default="tiny", help="CLIP for the relevance weights")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the portrait's noise (default 0)")
     parser.add_argument("--steps", type=int, default=20, help="sampling steps for the portrait")
     parser.add_argument("--timestep", type=int, default=500, help="the training timestep the maps are taken at")
-    parser.add_argument("--phrase-split", default="comma-and", choices=("comma-and", "comma"))
+    parser.add_argument("--phrase-split", default="comma-and", choices=("comma-and", "comma"),
+                        help="split c_b on commas and 'and' (default) or on commas only")
     parser.set_defaults(func=_run)
