@@ -83,12 +83,15 @@ class _LineWriter:
 
     def __init__(self, stream: TextIO):
         self.stream = stream
+        self.last = ""
 
     def write(self, text: str) -> int:
         for piece in text.replace("\r", "\n").split("\n"):
             piece = piece.strip()
-            if piece:
+            # tqdm redraws the finished bar once more when it closes: one line says it.
+            if piece and piece != self.last:
                 self.stream.write(piece + "\n")
+                self.last = piece
         return len(text)
 
     def flush(self) -> None:

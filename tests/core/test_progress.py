@@ -42,6 +42,7 @@ def test_a_log_file_gets_plain_lines_not_carriage_returns(monkeypatch):
     lines = text.splitlines()
     assert lines and all(line.startswith("work:") for line in lines)
     assert lines[-1].startswith("work: 100%") and "20/20" in lines[-1]
+    assert all(a != b for a, b in zip(lines, lines[1:]))  # the closing redraw is not a second line
 
 
 def test_a_log_file_gets_few_lines_from_a_fast_bar():
