@@ -7,6 +7,19 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${SPF_VENV:-$root/.venv}"
 python="${PYTHON:-python3}"
 
+# The browser tests (report pages, the web app) drive Debian's chromium through its
+# chromium-driver. Installed with apt-get when missing and this runs as root; elsewhere the
+# tests skip with a message saying so. Checked on every run, before the install stamp.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing chromium and chromium-driver with apt-get" >&2
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >&2 \
+      || echo "setup: could not install chromium; the browser tests will be skipped" >&2
+  else
+    echo "setup: chromium or chromium-driver is missing and this is not root; the browser tests will be skipped" >&2
+  fi
+fi
+
 if [ ! -x "$venv/bin/python" ]; then
   echo "setup: creating virtual environment in $venv" >&2
   "$python" -m venv "$venv"

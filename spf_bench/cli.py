@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from spf_bench.core.cli import build_parser, run_cli
 
-COMMAND_MODULES = ("weights", "triples", "run", "evaluate", "report", "synth")
+COMMAND_MODULES = ("weights", "triples", "run", "evaluate", "report", "synth", "serve", "study")
 
 
 def main(argv: list[str] | None = None) -> int:

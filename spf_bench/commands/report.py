@@ -9,6 +9,7 @@ from spf_bench.results.report import ReportOptions, build_report
 from spf_bench.core.errors import SpfError
 from spf_bench.results.runs import load_runs
 from spf_bench.results.tables import compare_methods
+from spf_bench.study.summary import study_blocks
 
 
 def register(subparsers) -> None:
@@ -38,7 +39,8 @@ def register(subparsers) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     options = ReportOptions(out=args.out, with_paper=args.with_paper, triples=args.triples, sort_by=args.sort_by,
-                            grid_triples=list(args.grid_triples), reference_method=args.reference_method)
+                            grid_triples=list(args.grid_triples), reference_method=args.reference_method,
+                            extra_blocks=lambda runs, folder: study_blocks(args.runs_dir, runs, folder))
     index = build_report(args.runs_dir, options)
     print(f"Report written to {index.parent} (open {index.name} or index.md).")
     if args.compare:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +70,10 @@ class ReportOptions:
     grid_triples: list[str] = field(default_factory=list)
     reference_method: str | None = None
     bootstrap_draws: int = 2000
+    # Sections a higher layer adds (the user study): called with the runs and the report
+    # folder, returns blocks whose files it wrote there. A hook rather than an import, since
+    # the study lives above the results layer.
+    extra_blocks: Callable[[dict, Path], list] | None = None
 
 
 def safe_name(text: str) -> str:
@@ -232,6 +237,7 @@ def build_report(runs_dir: Path | str, options: ReportOptions | None = None) -> 
         blocks += _plot_blocks(runs, folder)
         bar.update()
         blocks += _grid_blocks(runs, triples, folder, options)
+        blocks += options.extra_blocks(runs, folder) if options.extra_blocks else []
         bar.update()
         page = Page("SPF-Bench report", banner=untrained_notes(runs), facts=_facts(runs, triples), blocks=blocks)
         check_links(page, folder)

@@ -1,0 +1,1 @@
+"""``spf-bench serve``: the local web app (results browser and the study's rating pages)."""
