@@ -167,6 +167,17 @@ class Stage2Config(TrainConfig):
     """(choice) h^l are the hidden states entering cross-attention layer l; named so a checkpoint records it."""
     mask_resize: Literal["bilinear", "area", "nearest"] = "bilinear"
     """(choice) How the SFCM M is resized to a layer's grid."""
+    exclusion_norm: Literal["weight-sum", "none"] = "weight-sum"
+    """(choice) Eq. 10's exclusion map X: the weighted mean sum_i w_i A_i / sum_i w_i, or the plain sum clipped at 1.
+
+    ``weight-sum`` keeps X in [0, 1] whatever the number of phrases; ``none`` keeps the plain
+    sum sum_i w_i A_i, clipped at 1 so that 1 - X stays a weight."""
+    mask_variant: Literal["sfcm", "inverted", "ones", "oracle"] = "sfcm"
+    """The map M that weights the alignment losses by (1 - M): the SFCM, 1 - SFCM, all ones, or the ground-truth target region.
+
+    ``oracle`` is the ground-truth target region of each training image at latent size, which
+    only training sets that record it (``target_mask``, the synthetic world's) can give; the
+    variants test the map itself. M = 0 is ``no_sfcm``."""
     relevance: Literal["one-minus-cos"] = "one-minus-cos"
     """(choice) Phrase relevance weights w_i = 1 - max(cos(CLIP_T(p_i), CLIP_T(c_t)), 0) (Eq. 10)."""
     sfcm_combine: Literal["soft-times-not-excluded"] = "soft-times-not-excluded"

@@ -4,6 +4,11 @@ Each line of ``metadata.jsonl`` is a JSON object with ``file_name`` (relative to
 folder), ``base_caption`` (c_b), ``target_caption`` (c_t) and ``category``: the layout of
 Hugging Face image folders, so ``datasets.load_dataset("imagefolder", data_dir=...)`` reads
 the same folder. Every row is validated when the set is opened, before any training step.
+
+An optional ``target_mask`` names a greyscale image (relative to the folder, the size of the
+portrait) that is white where the target attribute is: the ground-truth region that only a
+set whose images are rendered, not photographed, can record. Stage 2's ``mask_variant=oracle``
+reads it; nothing else does.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from spf_bench.core.errors import SpfError
 
 METADATA_FILE = "metadata.jsonl"
 REQUIRED_FIELDS = ("file_name", "base_caption", "target_caption", "category")
+MASK_FIELD = "target_mask"
 
 
 def join_caption(base: str, target: str) -> str:
@@ -36,6 +42,7 @@ class PortraitRow:
     base_caption: str
     target_caption: str
     category: str
+    target_mask: Path | None = None
 
     @property
     def full_caption(self) -> str:
@@ -59,16 +66,31 @@ def _row_problem(line_no: int, line: str, folder: Path) -> tuple[PortraitRow | N
         if not isinstance(record[key], str) or not record[key].strip():
             return None, f"{where} has an empty {key}"
     path = folder / name
+    problem = _unreadable(path)
+    if problem:
+        return None, f"{where}: the image {problem}"
+    mask = None
+    if record.get(MASK_FIELD) is not None:
+        mask = folder / str(record[MASK_FIELD])
+        problem = "does not exist" if not mask.is_file() else _unreadable(mask)
+        if problem:
+            return None, f"{where}: its {MASK_FIELD} {record[MASK_FIELD]} {problem}"
+    return PortraitRow(path, record["base_caption"].strip(), record["target_caption"].strip(), str(record["category"]),
+                       mask), None
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why the image file ``path`` cannot be used, or None."""
     if not path.is_file():
-        return None, f"{where}: the image file does not exist"
+        return "file does not exist"
     try:
         with Image.open(path) as image:
             image.verify()  # reads the whole file's structure without decoding pixels
         with Image.open(path) as image:
             image.convert("RGB").load()
     except Exception as exc:  # PIL raises many types for corrupt files
-        return None, f"{where}: the image cannot be read ({type(exc).__name__})"
-    return PortraitRow(path, record["base_caption"].strip(), record["target_caption"].strip(), str(record["category"])), None
+        return f"cannot be read ({type(exc).__name__})"
+    return None
 
 
 def read_rows(folder: str | os.PathLike, skip_bad: bool = False, report=print) -> list[PortraitRow]:
@@ -95,17 +117,27 @@ def read_rows(folder: str | os.PathLike, skip_bad: bool = False, report=print) -
     return rows
 
 
-def image_to_tensor(image: Image.Image, resolution: int) -> torch.Tensor:
-    """RGB image -> (3, R, R) in [-1, 1]: shortest side resized to R, then centre-cropped."""
-    image = image.convert("RGB")
+def _fit(image: Image.Image, resolution: int, resample) -> Image.Image:
+    """Shortest side resized to R, then centre-cropped to R x R."""
     w, h = image.size
     scale = resolution / min(w, h)
-    image = image.resize((max(resolution, round(w * scale)), max(resolution, round(h * scale))), Image.BICUBIC)
+    image = image.resize((max(resolution, round(w * scale)), max(resolution, round(h * scale))), resample)
     w, h = image.size
     left, top = (w - resolution) // 2, (h - resolution) // 2
-    image = image.crop((left, top, left + resolution, top + resolution))
-    array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
+    return image.crop((left, top, left + resolution, top + resolution))
+
+
+def image_to_tensor(image: Image.Image, resolution: int) -> torch.Tensor:
+    """RGB image -> (3, R, R) in [-1, 1]: shortest side resized to R, then centre-cropped."""
+    array = np.asarray(_fit(image.convert("RGB"), resolution, Image.BICUBIC), dtype=np.float32) / 127.5 - 1.0
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def mask_to_tensor(image: Image.Image, resolution: int) -> torch.Tensor:
+    """Greyscale mask -> (R, R) in [0, 1], cropped exactly as its portrait (bilinear, so a
+    resized edge pixel keeps its covered fraction instead of cubic overshoot)."""
+    array = np.asarray(_fit(image.convert("L"), resolution, Image.BILINEAR), dtype=np.float32) / 255.0
+    return torch.from_numpy(array).contiguous()
 
 
 class PortraitDataset(torch.utils.data.Dataset):
@@ -119,24 +151,35 @@ class PortraitDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
+    @property
+    def has_target_masks(self) -> bool:
+        return all(row.target_mask is not None for row in self.rows)
+
     def __getitem__(self, index: int) -> dict:
         row = self.rows[index]
         with Image.open(row.image_path) as image:
             pixels = image_to_tensor(image, self.resolution)
-        return {
+        item = {
             "pixels": pixels, "base_caption": row.base_caption, "target_caption": row.target_caption,
             "caption": row.full_caption, "index": index,
         }
+        if row.target_mask is not None:
+            with Image.open(row.target_mask) as mask:
+                item[MASK_FIELD] = mask_to_tensor(mask, self.resolution)
+        return item
 
 
 def collate(items: Sequence[dict]) -> dict:
-    return {
+    batch = {
         "pixels": torch.stack([it["pixels"] for it in items]),
         "base_caption": [it["base_caption"] for it in items],
         "target_caption": [it["target_caption"] for it in items],
         "caption": [it["caption"] for it in items],
         "index": torch.tensor([it["index"] for it in items]),
     }
+    if all(MASK_FIELD in it for it in items):
+        batch[MASK_FIELD] = torch.stack([it[MASK_FIELD] for it in items])
+    return batch
 
 
 def batch_indices(dataset_size: int, batch_size: int, micro_step: int, seed: int) -> list[int]:

@@ -8,7 +8,9 @@
 - Relevance (Eq. 10): w_i = 1 - max(cos(CLIP_T(p_i), CLIP_T(c_t)), 0) **(choice:
   relevance="one-minus-cos")**: a phrase unrelated to the target gets a large weight in the
   exclusion map X = sum_i w_i A_i / sum_i w_i, so its region is removed from the map; a
-  related one keeps it. M = norm(M_soft ⊙ (1 - X)).
+  related one keeps it. M = norm(M_soft ⊙ (1 - X)). Dividing by sum_i w_i is the
+  reconstruction's reading of Eq. 10 **(choice: exclusion_norm="weight-sum")**; ``none``
+  keeps the plain weighted sum, clipped at 1.
 
 The functions on tensors are pure; ``phrase_token_spans`` needs the pipeline's tokenizer.
 """
@@ -112,17 +114,26 @@ def relevance_weights(phrase_embeddings: torch.Tensor, target_embedding: torch.T
     return 1.0 - cos.clamp_min(0.0)
 
 
-def exclusion_map(phrase_maps: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """X = sum_i w_i A_i / sum_i w_i for (N, h, w) maps; zeros when every weight is 0."""
+EXCLUSION_NORMS = ("weight-sum", "none")
+
+
+def exclusion_map(phrase_maps: torch.Tensor, weights: torch.Tensor, norm: str = "weight-sum") -> torch.Tensor:
+    """X for (N, h, w) maps: sum_i w_i A_i / sum_i w_i (``weight-sum``) or sum_i w_i A_i
+    clipped at 1 (``none``: with several unrelated phrases the sum passes 1, and 1 - X must
+    stay a weight); zeros when every weight is 0."""
+    if norm not in EXCLUSION_NORMS:
+        raise ValueError(f"unknown exclusion_norm {norm!r}; choose {' or '.join(EXCLUSION_NORMS)}")
     total = weights.sum()
     if phrase_maps.shape[0] == 0 or total <= 0:
         return torch.zeros(phrase_maps.shape[1:], device=phrase_maps.device)
-    return (weights[:, None, None] * phrase_maps).sum(dim=0) / total
+    weighted = (weights[:, None, None] * phrase_maps).sum(dim=0)
+    return weighted / total if norm == "weight-sum" else weighted.clamp(max=1.0)
 
 
-def sfcm_from_maps(soft: torch.Tensor, phrase_maps: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def sfcm_from_maps(soft: torch.Tensor, phrase_maps: torch.Tensor, weights: torch.Tensor,
+                   norm: str = "weight-sum") -> torch.Tensor:
     """One sample's SFCM: (h, w) soft map, (N, h, w) phrase maps, (N,) weights -> (h, w) in [0, 1]."""
-    return minmax_normalise((soft * (1.0 - exclusion_map(phrase_maps, weights)))[None])[0]
+    return minmax_normalise((soft * (1.0 - exclusion_map(phrase_maps, weights, norm)))[None])[0]
 
 
 class SfcmBuilder:
@@ -132,10 +143,11 @@ class SfcmBuilder:
     are kept in ``last`` (soft map, phrases, phrase maps, weights) for diagnostics.
     """
 
-    def __init__(self, tokenizer, text_embed, phrase_split: str = "comma-and"):
+    def __init__(self, tokenizer, text_embed, phrase_split: str = "comma-and", exclusion_norm: str = "weight-sum"):
         self.tokenizer = tokenizer
         self.text_embed = text_embed
         self.phrase_split = phrase_split
+        self.exclusion_norm = exclusion_norm
         self.last: list[dict] = []
         self._spans: dict[str, list] = {}
 
@@ -160,6 +172,6 @@ class SfcmBuilder:
             else:
                 pmaps = soft.new_zeros((0, *latent_hw))
                 weights = soft.new_zeros((0,))
-            maps.append(sfcm_from_maps(soft[b], pmaps, weights.to(pmaps.device)))
+            maps.append(sfcm_from_maps(soft[b], pmaps, weights.to(pmaps.device), self.exclusion_norm))
             self.last.append({"soft": soft[b], "phrases": [t for t, _ in spans], "phrase_maps": pmaps, "weights": weights})
         return torch.stack(maps)

@@ -44,6 +44,7 @@ from spf_train.models import (
     load_unet,
     predicted_clean_latents,
 )
+from spf_train.data import MASK_FIELD
 from spf_train.sfcm import SfcmBuilder, resize_map_to_tokens
 from spf_train.trainable import merge_into_weights, select_stage2_trainable
 from spf_train.xattn_adapter import save_xattn_adapter, strip_xattn_adapters
@@ -72,6 +73,16 @@ def check_stage2_choices(config: Stage2Config) -> None:
         value = getattr(config, name)
         if value not in allowed:
             raise SpfError(f"{name} must be one of {', '.join(allowed)}, not '{value}'.")
+    if config.no_sfcm and config.mask_variant != "sfcm":
+        raise SpfError(f"no_sfcm (M = 0) and mask_variant={config.mask_variant} both choose M; give only one.")
+
+
+def check_oracle_masks(config: Stage2Config, dataset) -> None:
+    """The oracle variant needs every training image's ground-truth target region."""
+    if config.mask_variant == "oracle" and not getattr(dataset, "has_target_masks", False):
+        where = getattr(dataset, "folder", config.data_dir)
+        raise SpfError(f"mask_variant=oracle needs a ground-truth target mask ('{MASK_FIELD}') for every image, "
+                       f"which only the synthetic world's training sets record, and {where} lacks them.")
 
 
 class DualPathTask(DiffusionTask):
@@ -83,11 +94,15 @@ class DualPathTask(DiffusionTask):
         check_stage2_choices(config)
         self._given_response_unet = response_unet
         super().__init__(config, pipe=pipe, dataset=dataset, report=report)
-        needs_clip = not (config.no_re and config.no_sfcm)
+        check_oracle_masks(config, self.dataset)
+        # The SFCM is built for the method and for its inversion; the other variants set M directly.
+        builds_sfcm = not config.no_sfcm and config.mask_variant in ("sfcm", "inverted")
+        needs_clip = not (config.no_re and not builds_sfcm)
         self.clip = ClipGuide(clip if clip is not None else load_clip(config.clip_model)) if needs_clip else None
-        self.sfcm = None if config.no_sfcm else SfcmBuilder(self.tokenizer, self.clip.text_embeddings, config.phrase_split)
+        self.sfcm = SfcmBuilder(self.tokenizer, self.clip.text_embeddings, config.phrase_split,
+                                config.exclusion_norm) if builds_sfcm else None
         self.reference_record = AttentionRecord()
-        self.response_record = AttentionRecord(want_probs=not config.no_sfcm)
+        self.response_record = AttentionRecord(want_probs=builds_sfcm)
         install_capture(self.reference_unet, self.reference_record)
         install_capture(self.unet, self.response_record)
         if config.trainable == "adapter-xattn":
@@ -151,11 +166,22 @@ class DualPathTask(DiffusionTask):
         return terms, context
 
     def control_map(self, eps_response, eps_reference, batch) -> torch.Tensor:
-        """M at latent size (B, h, w): the SFCM, or zeros for the ``no_sfcm`` ablation."""
-        if self.sfcm is None:
-            return torch.zeros(eps_response.shape[0], *eps_response.shape[-2:], device=eps_response.device)
+        """M at latent size (B, h, w): the SFCM, or the variant ``mask_variant`` names, or
+        zeros for the ``no_sfcm`` ablation."""
+        shape, device = (eps_response.shape[0], *eps_response.shape[-2:]), eps_response.device
+        variant = self.config.mask_variant
+        if self.config.no_sfcm:
+            return torch.zeros(shape, device=device)
+        if variant == "ones":
+            return torch.ones(shape, device=device)
+        if variant == "oracle":
+            # The image-size region, area-pooled: a latent pixel's M is the share of it the
+            # target covers, so a small part (glasses) is not widened to whole latent pixels.
+            mask = batch[MASK_FIELD][:, None].float()
+            return F.interpolate(mask, size=shape[-2:], mode="area")[:, 0].to(device)
         probs = list(self.response_record.probs.values())
-        return self.sfcm(eps_response, eps_reference, probs, batch["base_caption"], batch["target_caption"])
+        sfcm = self.sfcm(eps_response, eps_reference, probs, batch["base_caption"], batch["target_caption"])
+        return 1.0 - sfcm if variant == "inverted" else sfcm
 
     def alignment_terms(self, eps_response, eps_reference, batch) -> dict[str, LossTerm]:
         cfg, weights = self.config, self.config.weights

@@ -12,6 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
+from spf_bench.commands.synth_options import metric_list as _metrics, attribute_pair as _pair
 from spf_bench.core.errors import SpfError
 
 
@@ -47,6 +48,9 @@ def register(subparsers) -> None:
     lab.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     lab.add_argument("--no-progress", action="store_true", help="hide progress bars")
     lab.set_defaults(func=run_lab)
+    from spf_bench.commands import synth_table
+
+    synth_table.register(sub)
 
 
 def _recipe(args: argparse.Namespace):
@@ -105,26 +109,6 @@ def run_check(args: argparse.Namespace) -> int:
     print(f"pipeline: mean oracle accuracy {result['mean']:.3f} on {result['n']} captions (chance {result['chance']:.3f}, guidance {result['guidance']})")
     print("  per attribute: " + ", ".join(f"{k} {v:.2f}" for k, v in result["per_attribute"].items()))
     return 0
-
-
-def _pair(text: str, flag: str) -> tuple[str, str]:
-    from spf_bench.world.attributes import BY_NAME
-
-    name, _, value = text.partition("=")
-    if name not in BY_NAME or value not in BY_NAME[name].values:
-        known = "; ".join(f"{a.name}: {', '.join(a.values)}" for a in BY_NAME.values())
-        raise SpfError(f"{flag} '{text}' is not ATTRIBUTE=VALUE of the synthetic world ({known}).")
-    return name, value
-
-
-def _metrics(text: str, known: tuple[str, ...]) -> tuple[str, ...]:
-    if text.strip() in ("all", "none"):
-        return known if text.strip() == "all" else ()
-    names = tuple(m.strip() for m in text.split(",") if m.strip())
-    unknown = [m for m in names if m not in known]
-    if unknown or not names:
-        raise SpfError(f"--metrics '{text}' is not 'all', 'none' or a list of the suite's metrics ({', '.join(known)}).")
-    return names
 
 
 def run_lab(args: argparse.Namespace) -> int:

@@ -110,6 +110,8 @@ class Lab:
     def train(self, method: str, report=print) -> Path:
         """Method ``method``'s finished checkpoint, training it (and what it starts from) if needed."""
         (method,) = check_methods((method,))
+        if not lab_methods.trains(method):
+            return None  # training-free: drawn by the original weights with the method's own conditioning
         start = lab_methods.start_of(method)
         start_folder = self.train(start, report) if start is not None else None
         config = lab_methods.training_config(method, self.config, self._set(LAB_METHODS[method].data), start_folder,
@@ -126,12 +128,13 @@ class Lab:
         base = base_prompts(corr, self.config.prompts, self.config.seed)
         return {"base": base, "custom": [full_caption(p, corr.target_caption()) for p in base]}
 
-    def _pipe(self, model: str):
+    def _model(self, model: str):
         from spf_bench.methods.registry import build_method
 
         if model == ORIGINAL:
-            return build_method("base", lab_scores.WEIGHTS).pipe
-        return build_method(LAB_METHODS[model].suite, lab_scores.WEIGHTS, checkpoint=self.checkpoint(model)).pipe
+            return build_method("base", lab_scores.WEIGHTS)
+        checkpoint = self.checkpoint(model) if lab_methods.trains(model) else None
+        return build_method(LAB_METHODS[model].suite, lab_scores.WEIGHTS, checkpoint=checkpoint)
 
     def images(self, model: str) -> dict[str, np.ndarray]:
         """uint8 images of ``model`` on the "base" and the "custom" prompts, each drawn once
@@ -139,11 +142,11 @@ class Lab:
         caches = {kind: self.out / "images" / f"{model}-{kind}.npy" for kind in ("base", "custom")}
         missing = [kind for kind, path in caches.items() if not path.is_file()]
         if missing:
-            pipe, prompts = self._pipe(model), self.prompts()
+            built, prompts = self._model(model), self.prompts()
             for kind in missing:
                 # Saved beside and renamed into place: a killed save never looks like a drawing.
                 with atomic_path(caches[kind]) as tmp, open(tmp, "wb") as handle:
-                    np.save(handle, generate(pipe, prompts[kind], seed=self.config.seed))
+                    np.save(handle, generate(built.pipe, prompts[kind], seed=self.config.seed, encode=built.encode))
         return {kind: np.load(path) for kind, path in caches.items()}
 
     # ------------------------------------------------------------------ measuring
@@ -202,7 +205,10 @@ class Lab:
             return {}
         networks = lab_scores.load_networks(c.metrics)
         return {m: lab_scores.score_run(self.out / "triples", self.run(m), m, c.metrics, networks,
-                                        hash_path_cached(self.checkpoint(m)) if m != ORIGINAL else None) for m in models}
+                                        self._checkpoint_sha256(m)) for m in models}
+
+    def _checkpoint_sha256(self, model: str) -> str | None:
+        return hash_path_cached(self.checkpoint(model)) if model != ORIGINAL and lab_methods.trains(model) else None
 
     def run(self, model: str) -> Path:
         """``model``'s method-run folder: customized images in ``images``, base-prompt ones in

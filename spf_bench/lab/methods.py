@@ -6,7 +6,7 @@ reuses as they are, plus the fine-tuning set it trains on. The lab only adds wha
 comparison fair: every method gets the lab's steps, batch and seed; the learning rate is
 the lab's per kind of trainable part. Ablations of ours are therefore exactly the registry's
 Stage2Config variants (``no_sfcm``, ``no_attn``, ``no_unet``, ``no_re``, ``direct_clip``,
-``trainable=full``, ``init_from=original``), with the same budget as ours' stage 2.
+``mask_variant``, ``trainable=full``, ``init_from=original``), with the same budget as ours' stage 2.
 """
 
 from __future__ import annotations
@@ -39,15 +39,25 @@ LAB_METHODS: dict[str, LabMethod] = {
     "ours-no-unet": LabMethod("ours-no-unet", summary="ours without L_unet"),
     "ours-no-re": LabMethod("ours-no-re", summary="ours without L_re"),
     "ours-direct-clip": LabMethod("ours-direct-clip", summary="ours with L_clip instead of L_re"),
+    "ours-mask-oracle": LabMethod("ours-mask-oracle", summary="ours with M = the ground-truth target region"),
+    "ours-mask-inverted": LabMethod("ours-mask-inverted", summary="ours with M = 1 - SFCM"),
+    "ours-mask-ones": LabMethod("ours-mask-ones", summary="ours with M = 1: no alignment"),
     "stage2-full": LabMethod("stage2-full", summary="ours with stage 2 training the whole UNet (Tab. 4)"),
     "only-stage2": LabMethod("only-stage2", summary="stage 2 only, from the original weights (Tab. 5)"),
+    "tokencompose": LabMethod("tokencompose", summary="TokenCompose, grounded on the set's ground-truth target masks"),
+    "magnet": LabMethod("magnet", summary="Magnet: training-free, the original model with edited prompt embeddings"),
 }
 DEFAULT_METHODS = ("naive", "control", "ours", "lora", "adalora")
+# The world Tab. 1 (spf_bench.lab.table): the paper's Tab. 1 rows, the control and the mask variants.
+TAB1_METHODS = ("naive", "control", "lora", "adalora", "tokencompose", "magnet", "ours", "ours-no-attn",
+                "ours-no-unet", "ours-no-re", "ours-no-sfcm", "ours-direct-clip", "ours-mask-oracle",
+                "ours-mask-inverted", "ours-mask-ones")
 # The suite method a recipe starts from -> the lab method trained on the lab's data that
 # stands for it (the registry's stage 2 starts from "naive": the lab's naive).
 _START = {"naive": "naive"}
 # Which LabConfig learning rate each trainer gets.
-_LEARNING_RATE = {"stage1": "lr_full", "stage2": "lr_stage2", "lora": "lr_adapter", "adalora": "lr_adapter"}
+_LEARNING_RATE = {"stage1": "lr_full", "stage2": "lr_stage2", "lora": "lr_adapter", "adalora": "lr_adapter",
+                  "tokencompose": "lr_full"}
 DONE = ".lab-trained"  # written last: a folder without it is an unfinished (resumable) training
 
 
@@ -64,12 +74,19 @@ def check_methods(methods) -> tuple[str, ...]:
     return tuple(methods)
 
 
+def trains(name: str) -> bool:
+    """Whether lab method ``name`` has a checkpoint to train (Magnet, training-free, has none)."""
+    from spf_bench.methods.registry import get_method
+
+    return get_method(LAB_METHODS[name].suite).recipe is not None
+
+
 def _recipe(name: str):
     from spf_bench.methods.registry import get_method
 
     recipe = get_method(LAB_METHODS[name].suite).recipe
     if recipe is None or recipe.trainer not in _LEARNING_RATE:
-        raise SpfError(f"The lab cannot train '{name}': its suite method has no stage1/stage2/lora/adalora recipe.")
+        raise SpfError(f"The lab cannot train '{name}': its suite method has no {'/'.join(_LEARNING_RATE)} recipe.")
     return recipe
 
 
@@ -95,6 +112,9 @@ def training_config(name: str, lab, data: Path, start: Path | None, base_model: 
     }
     if recipe.trainer == "stage2":
         config["init_from"] = str(start) if start is not None else "original"
+    if recipe.trainer == "tokencompose":
+        # One micro-batch a step like every other method (its own default accumulates four).
+        config["gradient_accumulation_steps"] = 1
     if recipe.trainer == "adalora":
         # AdaLoRA's rank schedule: a fifth of the steps of warm-up, a fifth with final ranks.
         config.update(tinit=lab.steps // 5, tfinal=lab.steps // 5)

@@ -229,6 +229,11 @@ register_method("ours-no-attn", **_stage2("ablation: without L_attn", no_attn=Tr
 register_method("ours-no-unet", **_stage2("ablation: without L_unet", no_unet=True))
 register_method("ours-no-re", **_stage2("ablation: without L_re", no_re=True))
 register_method("ours-no-sfcm", **_stage2("ablation: without SFCM (M = 0)", no_sfcm=True))
+# The map itself under test: everything as ours but M (M = 0 is ours-no-sfcm above).
+register_method("ours-mask-oracle", **_stage2("M = the ground-truth target region (synthetic world sets only)",
+                                              mask_variant="oracle"))
+register_method("ours-mask-inverted", **_stage2("M = 1 - SFCM", mask_variant="inverted"))
+register_method("ours-mask-ones", **_stage2("M = 1: no alignment anywhere", mask_variant="ones"))
 register_method("ours-direct-clip", **_stage2("ablation: L_clip (Eq. 14) instead of L_re", direct_clip=True))
 register_method("stage2-full", **_stage2("Tab. 4: stage 2 training the full UNet", trainable="full"))
 register_method("stage2-lora-xattn", **_stage2("Tab. 4: stage 2 training a LoRA on cross-attention", trainable="lora-xattn"))

@@ -53,19 +53,25 @@ def _downsample_any(mask: np.ndarray, size: int) -> np.ndarray:
 def attribute_masks(attributes: dict[str, str], identity: int, size: int = 64) -> dict[str, np.ndarray]:
     """{attribute name: bool [size, size]} for every attribute of the world."""
     labels = label_map(attributes, identity, size)
-    masks = {}
-    for attr in ATTRIBUTES:
-        if attr.name == "style":
-            masks[attr.name] = np.ones((size, size), dtype=bool)
-            continue
-        region = np.isin(labels, OWN_LABELS[attr.name])
-        moved = np.zeros_like(region)
-        for value in attr.values:
-            if value != attributes[attr.name]:
-                other = label_map({**attributes, attr.name: value}, identity, size)
-                moved |= other != labels
-        # Where labels move, the outlines that follow them move too.
-        # The thickest outline (cartoon) is one output pixel wide.
-        region |= _grow(moved, supersample(size) + 1) if moved.any() else moved
-        masks[attr.name] = _downsample_any(region, size)
-    return masks
+    return {attr.name: _mask(attr, attributes, identity, size, labels) for attr in ATTRIBUTES}
+
+
+def attribute_mask(attributes: dict[str, str], identity: int, size: int, name: str) -> np.ndarray:
+    """One attribute's mask of :func:`attribute_masks`, without computing the others."""
+    attr = next(a for a in ATTRIBUTES if a.name == name)
+    return _mask(attr, attributes, identity, size, label_map(attributes, identity, size))
+
+
+def _mask(attr, attributes: dict[str, str], identity: int, size: int, labels: np.ndarray) -> np.ndarray:
+    if attr.name == "style":
+        return np.ones((size, size), dtype=bool)
+    region = np.isin(labels, OWN_LABELS[attr.name])
+    moved = np.zeros_like(region)
+    for value in attr.values:
+        if value != attributes[attr.name]:
+            other = label_map({**attributes, attr.name: value}, identity, size)
+            moved |= other != labels
+    # Where labels move, the outlines that follow them move too.
+    # The thickest outline (cartoon) is one output pixel wide.
+    region |= _grow(moved, supersample(size) + 1) if moved.any() else moved
+    return _downsample_any(region, size)

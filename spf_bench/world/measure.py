@@ -27,13 +27,18 @@ def random_captions(n: int, seed: int) -> list[str]:
 
 
 @torch.no_grad()
-def generate(pipe, captions: list[str], seed: int, guidance: float = GUIDANCE, steps: int = STEPS, batch: int = 32) -> np.ndarray:
-    """uint8 images [N, S, S, 3], caption i drawn with a generator seeded ``seed + i``."""
+def generate(pipe, captions: list[str], seed: int, guidance: float = GUIDANCE, steps: int = STEPS, batch: int = 32,
+             encode=None) -> np.ndarray:
+    """uint8 images [N, S, S, 3], caption i drawn with a generator seeded ``seed + i``;
+    ``encode`` (captions -> text embeddings) replaces the pipeline's own conditioning (Magnet)."""
     out = []
     for start in range(0, len(captions), batch):
         chunk = captions[start : start + batch]
         gens = [torch.Generator().manual_seed(seed + start + i) for i in range(len(chunk))]
-        images = pipe(chunk, num_inference_steps=steps, guidance_scale=guidance, generator=gens, output_type="np").images
+        text = {"prompt": chunk}
+        if encode is not None:
+            text = {"prompt_embeds": encode(chunk), "negative_prompt_embeds": encode([""] * len(chunk))}
+        images = pipe(**text, num_inference_steps=steps, guidance_scale=guidance, generator=gens, output_type="np").images
         out.append(np.clip(np.rint(images * 255.0), 0, 255).astype(np.uint8))
     return np.concatenate(out)
 

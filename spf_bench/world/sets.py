@@ -6,7 +6,9 @@ value of another attribute (default: a green background); captions are split int
 caption that leaves both unsaid and the target caption ("wearing glasses"), as a user's
 customization data would be. The control set is the same with the other attribute drawn at
 random, so any difference between the two fine-tunes is due to the correlation alone.
-The images are renders, so the training data is exactly what it claims to be.
+The images are renders, so the training data is exactly what it claims to be, and each row
+records the target's ground-truth region as a mask image (``target_mask``, see
+``spf_train.data``), which stage 2's oracle-mask variant reads.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from PIL import Image
 from spf_bench.world.attributes import BY_NAME, sample_attributes
 from spf_bench.world.captions import attribute_phrase, compose_caption
 from spf_bench.world.dataset import N_IDENTITIES
+from spf_bench.world.masks import attribute_mask
 from spf_bench.world.render import render
 
 
@@ -49,12 +52,23 @@ def render_rows(root: Path, subfolder: str, corr: Correlation, n: int, seed: int
         render_seed = int(rng.integers(2**31))
         name = f"{subfolder}/{i:05d}.png" if subfolder else f"{i:05d}.png"
         Image.fromarray(render(attrs, identity, render_seed, size)).save(root / name)
+        mask_name = f"{subfolder}/target_masks/{i:05d}.png" if subfolder else f"target_masks/{i:05d}.png"
+        save_mask(root / mask_name, attribute_mask(attrs, identity, size, corr.target))
         base = compose_caption(attrs, rng, omit=(corr.target, corr.spurious))
         rows.append({"file_name": name, "base_caption": base, "target_caption": corr.target_caption(),
                      "category": BY_NAME[corr.target].category, "attributes": attrs,
                      # what re-renders the portrait and its region masks exactly
-                     "identity": identity, "render_seed": render_seed})
+                     "identity": identity, "render_seed": render_seed, "target_mask": mask_name,
+                     # TokenCompose's grounding (spf_train.tokencompose_data): the target phrase
+                     # on its exact region, where a photographed set would need SAM.
+                     "masks": {corr.target_caption(): mask_name}})
     return rows
+
+
+def save_mask(path: Path, mask: np.ndarray) -> None:
+    """A bool mask as a greyscale PNG, white inside."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(path)
 
 
 def write_metadata(folder: Path, rows: list[dict]) -> None:

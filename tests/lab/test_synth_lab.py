@@ -73,7 +73,8 @@ def test_every_lab_method_is_a_trainable_suite_method_with_its_stage2_variant():
     expected = {  # lab name -> the Stage2Config fields that make it (METHOD.md's variants)
         "ours": {}, "ours-no-sfcm": {"no_sfcm": True}, "ours-no-attn": {"no_attn": True}, "ours-no-unet": {"no_unet": True},
         "ours-no-re": {"no_re": True}, "ours-direct-clip": {"direct_clip": True}, "stage2-full": {"trainable": "full"},
-        "only-stage2": {"init_from": "original"},
+        "only-stage2": {"init_from": "original"}, "ours-mask-oracle": {"mask_variant": "oracle"},
+        "ours-mask-inverted": {"mask_variant": "inverted"}, "ours-mask-ones": {"mask_variant": "ones"},
     }
     lab = LabConfig(steps=7, batch=3)
     for name, fields in expected.items():
@@ -85,9 +86,13 @@ def test_every_lab_method_is_a_trainable_suite_method_with_its_stage2_variant():
         switched = {f: getattr(built, f) for f in ("no_sfcm", "no_attn", "no_unet", "no_re", "direct_clip") if getattr(built, f)}
         switched |= {"trainable": built.trainable} if built.trainable != "xattn" else {}
         switched |= {"init_from": "original"} if built.init_from == "original" else {}
+        switched |= {"mask_variant": built.mask_variant} if built.mask_variant != "sfcm" else {}
         assert switched == fields, name
-    assert set(expected) | {"naive", "control", "lora", "adalora"} == set(LAB_METHODS)
+    assert set(expected) | {"naive", "control", "lora", "adalora", "tokencompose", "magnet"} == set(LAB_METHODS)
     assert LAB_METHODS["control"].data == "control" and LAB_METHODS["naive"].data == "correlated"
+    tokencompose = training_config("tokencompose", lab, Path("data"), None, Path("base"), Path("clip"))
+    assert (tokencompose["max_steps"], tokencompose["train_batch_size"], tokencompose["gradient_accumulation_steps"]) == (7, 3, 1)
+    assert start_of("tokencompose") is None
     with pytest.raises(SpfError, match="Unknown lab method 'ours-typo'"):
         check_methods(("naive", "ours-typo"))
 
@@ -168,7 +173,7 @@ def test_a_second_measure_reuses_checkpoints_and_images(tiny_lab, monkeypatch):
         raise AssertionError("the second measure trained or drew again")
 
     monkeypatch.setattr(lab_methods, "train", refuse)
-    monkeypatch.setattr(type(lab), "_pipe", refuse)
+    monkeypatch.setattr(type(lab), "_model", refuse)
     again = lab.measure(oracle, report=lambda *a: None)
     assert again["results"] == summary["results"]
     assert {p: p.stat().st_mtime_ns for p in kept} == before
