@@ -40,6 +40,7 @@ from spf_bench.generation.protocol import DEFAULT_TRIPLES, eval_options_for, set
 from spf_bench.triples.triple_set import TripleSet, build_triple_set, load_triple_set
 from spf_bench.core import paths
 from spf_bench.core.progress import progress_shown
+from spf_bench.evaluation.score_reuse import finished_summary, scoring_key
 
 PRESERVATION = ("FID", "LPIPS", "ID", "CLIP-I", "Seg-Cons")  # what the reconstruction analysis scores
 
@@ -165,8 +166,13 @@ def run_method(req: RunRequest, ts: TripleSet, name: str, folder: Path, networks
     req.report(f"{name}: generation in {record['generation_seconds']:.1f} s")
     if not req.evaluate:
         return record
+    key = scoring_key(record, req.eval_options, req.reconstruction)
+    finished = finished_summary(folder, key)
+    if finished is not None:
+        req.report(f"{name}: scores of an earlier run with the same model, images and options reused")
+        return finished
     clock = time.perf_counter()
-    summary = _score(req, ts, folder, record, {} if networks is None else networks)
+    summary = _score(req, ts, folder, {**record, "scoring_key": key}, {} if networks is None else networks)
     req.report(f"{name}: scoring in {time.perf_counter() - clock:.1f} s")
     return summary
 

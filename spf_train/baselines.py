@@ -105,6 +105,12 @@ class AdaLoraTask(DiffusionTask):
         return terms, context
 
     def after_optimizer_step(self, step: int) -> None:
+        config = self.peft_model.peft_config["default"]
+        if step == config.total_step - config.tfinal and not self.peft_model.base_model.rankallocator.ipt:
+            # The final allocation ranks the triplets by the importance measured at the steps
+            # before it; a run of one step has measured none (peft would fail on the missing
+            # scores), so it keeps the initial ranks.
+            return
         self.peft_model.base_model.update_and_allocate(step)
 
     def checkpoint_objects(self) -> list:

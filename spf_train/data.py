@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -43,6 +43,7 @@ class PortraitRow:
     target_caption: str
     category: str
     target_mask: Path | None = None
+    line: int = field(default=0, compare=False)  # of metadata.jsonl, for error sentences
 
     @property
     def full_caption(self) -> str:
@@ -76,7 +77,7 @@ def _row_problem(line_no: int, line: str, folder: Path) -> tuple[PortraitRow | N
         if problem:
             return None, f"{where}: its {MASK_FIELD} {record[MASK_FIELD]} {problem}"
     return PortraitRow(path, record["base_caption"].strip(), record["target_caption"].strip(), str(record["category"]),
-                       mask), None
+                       mask, line_no), None
 
 
 def _unreadable(path: Path) -> str | None:
@@ -140,13 +141,31 @@ def mask_to_tensor(image: Image.Image, resolution: int) -> torch.Tensor:
     return torch.from_numpy(array).contiguous()
 
 
-class PortraitDataset(torch.utils.data.Dataset):
-    """Validated rows; an item is ``{"pixels", "base_caption", "target_caption", "caption", "index"}``."""
+def check_caption_tokens(folder: Path, rows: list[PortraitRow], tokenizer) -> None:
+    """Refuse a row whose full caption is longer than the text encoder's context.
 
-    def __init__(self, folder: str | os.PathLike, resolution: int, skip_bad: bool = False, report=print):
+    The encoder would see only its first ``model_max_length`` tokens, so the model would be
+    trained on a caption other than the one written, without a word said; the first such row
+    is named by file and line before any step is taken.
+    """
+    limit = tokenizer.model_max_length
+    for row in rows:
+        count = len(tokenizer(row.full_caption, truncation=False).input_ids)
+        if count > limit:
+            raise SpfError(f"In {folder}, {METADATA_FILE} line {row.line} ({row.image_path.name}) has a caption of {count} "
+                           f"CLIP tokens, longer than the {limit} the text encoder reads; shorten it.")
+
+
+class PortraitDataset(torch.utils.data.Dataset):
+    """Validated rows; an item is ``{"pixels", "base_caption", "target_caption", "caption", "index"}``.
+    With ``tokenizer``, a caption longer than its context is refused (see ``check_caption_tokens``)."""
+
+    def __init__(self, folder: str | os.PathLike, resolution: int, skip_bad: bool = False, report=print, tokenizer=None):
         self.folder = Path(folder)
         self.resolution = resolution
         self.rows = read_rows(folder, skip_bad=skip_bad, report=report)
+        if tokenizer is not None:
+            check_caption_tokens(self.folder, self.rows, tokenizer)
 
     def __len__(self) -> int:
         return len(self.rows)

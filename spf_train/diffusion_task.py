@@ -44,7 +44,7 @@ class DiffusionTask:
         self.noise_scheduler = training_scheduler(self.pipe)
         self.resolution = config.resolution or native_resolution(self.pipe)
         self.dataset = dataset if dataset is not None else PortraitDataset(
-            config.data_dir, self.resolution, skip_bad=config.skip_bad, report=report)
+            config.data_dir, self.resolution, skip_bad=config.skip_bad, report=report, tokenizer=self.tokenizer)
         self.capture_attention = False  # a loss hook needing attention maps sets this (see loop.py)
         self.record: AttentionRecord | None = None
         self.cached_latents: tuple[torch.Tensor, torch.Tensor] | None = None

@@ -72,3 +72,13 @@ def tiny_networks():
     """The metrics' tiny networks by zoo name, loaded once per session; pass as ``networks=``
     to :func:`spf_bench.evaluation.evaluator.evaluate_run` or ``RunRequest.networks``."""
     return _LazyNetworks()
+
+
+@pytest.fixture(scope="session")
+def shipped_synth_weights():
+    """The synthetic world's weights ship inside the package, so a checkout without them is
+    broken: the tests that need them fail saying so rather than skip."""
+    from spf_bench.zoo import synth_source
+
+    assert synth_source.manifest(), (f"the synthetic world's weights are missing from {synth_source.shipped_dir()}; "
+                                     "they ship with the package (a broken checkout or install)")

@@ -42,10 +42,23 @@ def mean_interval(values: np.ndarray, indices: np.ndarray, level: float = LEVEL)
 
 
 def fid_interval(features_o: np.ndarray, features_c: np.ndarray, indices: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
-    """Bootstrap interval of FID, recomputed on each resampled (paired) set."""
+    """Bootstrap interval of FID, recomputed on each resampled (paired) set, centred on the
+    FID of the whole sets.
+
+    A resample drawn with replacement repeats images, which narrows both covariances and
+    raises FID, so every resampled FID tends to lie above the point value (on 40 images of
+    16-d features the raw 95% percentiles were 6.8 to 11.5 around a point value of 5.1). The
+    interval keeps the spread of the bootstrap distribution, its percentiles' distances from
+    its median, and moves that median onto the point value; FID is never below 0.
+    """
     fo = torch.as_tensor(features_o, dtype=torch.float64)
     fc = torch.as_tensor(features_c, dtype=torch.float64)
     statistics = np.array([
         float(frechet_distance(fo[row], fc[row], warn=False)) for row in torch.as_tensor(indices)
     ])
-    return percentile_interval(statistics, level)
+    low, high = percentile_interval(statistics, level)
+    if not np.isfinite(low):
+        return low, high
+    point = float(frechet_distance(fo, fc, warn=False))
+    centre = float(np.median(statistics[np.isfinite(statistics)]))
+    return max(0.0, point + low - centre), point + high - centre

@@ -99,7 +99,7 @@ def test_every_lab_method_is_a_trainable_suite_method_with_its_stage2_variant():
 
 # --------------------------------------------------------------------------- a tiny lab, trained
 
-synth_weights = pytest.mark.skipif(not synth_source.manifest(), reason="no synthetic-world weights are shipped in this checkout")
+synth_weights = pytest.mark.usefixtures("shipped_synth_weights")  # they ship with the package: missing is a failure
 TINY = dict(train_images=8, steps=2, batch=2, prompts=4, methods=("naive", "ours", "stage2-full"))
 
 

@@ -92,7 +92,7 @@ def test_the_summary_weighs_responsiveness_and_preservation_equally():
 
 # --------------------------------------------------------------------------- a tiny table, trained
 
-synth_weights = pytest.mark.skipif(not synth_source.manifest(), reason="no synthetic-world weights are shipped in this checkout")
+synth_weights = pytest.mark.usefixtures("shipped_synth_weights")  # they ship with the package: missing is a failure
 METHODS = ("ours", "ours-mask-inverted", "magnet")  # naive trains too, as ours' start
 
 

@@ -14,10 +14,9 @@ from spf_bench.evaluation.features_cache import FeatureCache
 from spf_bench.metrics import WORLD_METRIC_ORDER
 from spf_bench.metrics.backbones import OracleBackbone
 from spf_bench.world.attributes import NAMES
-from spf_bench.zoo import synth_source
 from support.world_cases import readable_cases, write_world_method, write_world_triples
 
-pytestmark = [pytest.mark.skipif(not synth_source.manifest(), reason="no synthetic-world weights are shipped in this checkout"),
+pytestmark = [pytest.mark.usefixtures("shipped_synth_weights"),  # shipped with the package: missing fails
               pytest.mark.usefixtures("single_thread")]
 
 WORLD = WORLD_METRIC_ORDER

@@ -10,11 +10,10 @@ from spf_bench.evaluation.evaluator import evaluate_run
 from spf_bench.results.report import ReportOptions, build_report
 from spf_bench.results.runs import load_runs
 from spf_bench.world.attributes import NAMES
-from spf_bench.zoo import synth_source
 from support.report_runs import write_standard_runs
 from support.world_cases import readable_cases, write_world_method, write_world_triples
 
-pytestmark = [pytest.mark.skipif(not synth_source.manifest(), reason="no synthetic-world weights are shipped in this checkout"),
+pytestmark = [pytest.mark.usefixtures("shipped_synth_weights"),  # shipped with the package: missing fails
               pytest.mark.usefixtures("single_thread")]
 
 WORLD = ("Target-Acc", "Attr-Pres", "ID-Pres")

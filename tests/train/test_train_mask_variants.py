@@ -173,7 +173,7 @@ def test_a_bad_target_mask_row_names_the_row(tiny_pipe, tmp_path):
 
 # --------------------------------------------------------------------------- on the world's portraits
 
-synth_weights = pytest.mark.skipif(not synth_source.manifest(), reason="no synthetic-world weights are shipped in this checkout")
+synth_weights = pytest.mark.usefixtures("shipped_synth_weights")  # they ship with the package: missing is a failure
 
 
 @synth_weights
