@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from spf_bench.core.agreement import check_agreement
 from spf_bench.core.atomic import write_bytes_atomic, link_atomic
 from spf_bench.generation.base_model import base_sha256, dtype_name, parse_dtype
 from spf_bench.triples.compose import compose_for
@@ -104,6 +105,9 @@ def _run_benchmark(req: RunRequest) -> dict:
     with _main_first(req.processes):
         ts = _triple_set(req, out)
     req.report(f"triple set {ts.root}: {len(ts.triples)} triples ready in {time.perf_counter() - clock:.1f} s")
+    # every process of a launch must render and score the same job, or the shards mix two
+    check_agreement({"triple set": ts.sha256, "weights": base_sha256(req.weights), "options": _options(req)},
+                    "this benchmark launch")
     results = {}
     # the metrics' networks, loaded once and shared by every method's scoring (and by the
     # caller's later runs when it passes a dict of its own)
@@ -115,6 +119,14 @@ def _run_benchmark(req: RunRequest) -> dict:
 
         write_leaderboard(out)
     return results
+
+
+def _options(req: RunRequest) -> dict:
+    """What, besides the triple set and weights, decides the images and scores of a run."""
+    return {"methods": list(req.methods), "out": str(Path(req.out).resolve()), "weights": req.weights,
+            "checkpoints": {k: str(v) for k, v in sorted(req.checkpoints.items())}, "reconstruction": req.reconstruction,
+            "dtype": req.dtype, "quick training": repr(req.quick), "evaluate": req.evaluate,
+            "eval options": json.dumps(req.eval_options, sort_keys=True, default=str)}
 
 
 def _triple_set(req: RunRequest, out: Path) -> TripleSet:
@@ -151,6 +163,7 @@ def run_method(req: RunRequest, ts: TripleSet, name: str, folder: Path, networks
     # words are the attribute, since the generator hands over only the joined prompt.
     captions = {t.full_caption: (t.base_caption, t.target_caption) for t in ts.triples}
     model = build_method(name, req.weights, checkpoint, device=req.device, dtype=dtype, options={"captions": captions})
+    check_agreement({f"{name}'s model": model.fingerprint}, "this benchmark launch")
     settings = ts.settings
     cache_root = paths.cache_dir() / "generations"
     jobs = [Job(t.id, t.full_caption, t.seed) for t in ts.triples]

@@ -48,7 +48,12 @@ class DiffusionTask:
         self.capture_attention = False  # a loss hook needing attention maps sets this (see loop.py)
         self.record: AttentionRecord | None = None
         self.cached_latents: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._params = self.select_trainable()
+        # New adapter weights (LoRA, AdaLoRA) are drawn from the run's seed rather than the
+        # process's global RNG: every process of a launch then starts from the same weights,
+        # and a rerun from the same config starts where the first did.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self._params = self.select_trainable()
 
     # ------------------------------------------------------------------ what trains
 

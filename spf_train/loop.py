@@ -33,9 +33,9 @@ from typing import Any, Callable, Protocol
 
 import torch
 
+from spf_bench.core.agreement import check_agreement, fingerprint, tensors_fingerprint
 from spf_bench.core.errors import SpfError
-
-from spf_train.config import TrainConfig, save_config
+from spf_train.config import TrainConfig, config_to_dict, save_config
 from spf_train.data import batch_indices, collate
 
 CHECKPOINT_DIR = "checkpoints"
@@ -91,18 +91,38 @@ class TrainingTask(Protocol):
 
 
 class LoopState:
-    """The loop's own resumable state, checkpointed through accelerate's custom objects."""
+    """The loop's own resumable state, checkpointed through accelerate's custom objects.
 
-    def __init__(self, seed: int):
+    Each process draws its own noise (its generator is seeded with seed + rank), but
+    accelerate writes a custom object from the main process only; so the state saved holds
+    every process's generator, gathered over the process group, and each process takes its
+    own back on resume. A resumed multi-process run thus draws exactly the noise the
+    uninterrupted one would have.
+    """
+
+    def __init__(self, seed: int, rank: int = 0, world: int = 1):
         self.step = 0
-        self.generator = torch.Generator("cpu").manual_seed(seed)
+        self.rank, self.world = rank, world
+        self.generator = torch.Generator("cpu").manual_seed(seed + rank)
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "generator": self.generator.get_state()}
+        mine = self.generator.get_state()
+        if self.world > 1:
+            import torch.distributed as dist
+
+            states = [torch.empty_like(mine) for _ in range(self.world)]
+            dist.all_gather(states, mine)
+        else:
+            states = [mine]
+        return {"step": self.step, "generator": mine, "generators": states}
 
     def load_state_dict(self, state: dict) -> None:
         self.step = int(state["step"])
-        self.generator.set_state(state["generator"])
+        states = state.get("generators", [state["generator"]])
+        if len(states) != self.world:
+            raise SpfError(f"This checkpoint was written by {len(states)} training processes and cannot resume "
+                           f"with {self.world}: the data order and noise are tied to the number of processes.")
+        self.generator.set_state(states[self.rank])
 
 
 def checkpoint_steps(output_dir: str | os.PathLike) -> list[tuple[int, Path]]:
@@ -162,7 +182,7 @@ class TrainingLoop:
         self.report = report
         self.output_dir = Path(self.config.output_dir)
         self.accelerator = make_accelerator(self.config)
-        self.state = LoopState(self.config.seed + self.accelerator.process_index)
+        self.state = LoopState(self.config.seed, self.accelerator.process_index, self.accelerator.num_processes)
         self.total_steps = total_steps(self.config, len(task.dataset), self.accelerator.num_processes)
         self._build()
 
@@ -174,6 +194,12 @@ class TrainingLoop:
         params = self.task.trainable_parameters()
         if not params:
             raise SpfError("The chosen trainable part has no parameters.")
+        # Before accelerate wraps the model: DDP would copy rank 0's weights to the others and
+        # hide a launch whose processes started from different checkpoints or configs.
+        check_agreement({"options": config_to_dict(cfg),
+                         "training set": fingerprint([len(self.task.dataset)] + [(Path(r.image_path).name, r.full_caption)
+                                                                         for r in getattr(self.task.dataset, "rows", [])]),
+                         "starting weights": tensors_fingerprint(params)}, "this training launch")
         # Trainable weights stay fp32 whatever the mixed precision: autocast computes in half
         # precision, while the optimizer and the gradient scaler see fp32 master weights.
         for p in params:
@@ -219,19 +245,25 @@ class TrainingLoop:
             log.write_text("".join(line + "\n" for line in kept))
 
     def save_checkpoint(self) -> Path:
+        """accelerate writes the weights and optimizer from the main process and each
+        process's RNG state itself, all into a temporary folder that the main process renames
+        once every process has finished writing."""
+        acc = self.accelerator
         root = self.output_dir / CHECKPOINT_DIR
         final = root / f"step-{self.state.step}"
         tmp = root / f".tmp-step-{self.state.step}"
-        if self.accelerator.is_main_process and tmp.exists():
+        if acc.is_main_process and tmp.exists():
             shutil.rmtree(tmp)
-        self.accelerator.save_state(str(tmp))
-        if self.accelerator.is_main_process:
+        acc.wait_for_everyone()  # nobody writes into the folder before a stale one is gone
+        acc.save_state(str(tmp))
+        acc.wait_for_everyone()  # every process's files are in before the rename
+        if acc.is_main_process:
             save_config(self.config, tmp)
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
             self._prune_checkpoints()
-        self.accelerator.wait_for_everyone()
+        acc.wait_for_everyone()
         return final
 
     def _prune_checkpoints(self) -> None:

@@ -45,7 +45,7 @@ from spf_bench.metrics import (
     frechet_distance,
 )
 from spf_bench.metrics import bootstrap, preprocess, world
-from spf_bench.metrics.backbones import SamBackbone, make_backbone
+from spf_bench.metrics.backbones import SamBackbone, ScoreBackbone, make_backbone
 
 PER_PAIR_COLUMNS = ("id", "category", *PER_PAIR_METRICS, "face_found", "reason")
 LIBRARIES = ("torch", "torchvision", "torchmetrics", "torch-fidelity", "open_clip_torch", "lpips", "insightface",
@@ -334,6 +334,8 @@ def score_pairs(pairs: list[Pair], options: EvalOptions, backbones: dict[str, An
     for backbone in backbones.values():
         if not backbone.cacheable:
             backbone.network  # always needed: load before timing the loop  # noqa: B018
+        if isinstance(backbone, ScoreBackbone):
+            backbone.score_cache = cache if options.cache_customized else None
     metrics = _make_metrics(options, backbones)
     fid_store: tuple[list, list] = ([], [])
     found_all, reasons_all, resized_total = [], [], 0

@@ -241,16 +241,42 @@ class SamBackbone(Backbone):
 
 
 class ScoreBackbone(Backbone):
-    """HPSv2 / MPS: the network scores (image, caption); nothing is cached (originals unused)."""
+    """HPSv2 / MPS: the network scores (image, caption) of customized images only.
+
+    Not a feature backbone (``cacheable`` is False: originals are never scored), but when the
+    evaluator sets ``score_cache`` each (image, caption) score is kept there, keyed by the
+    pixels and the caption, so a killed scoring run redoes at most the batch in flight.
+    """
 
     cacheable = False
+    score_cache = None  # a FeatureCache, set by the evaluator when customized images are cached
 
     @torch.no_grad()
     def score(self, images: list[np.ndarray], captions: list[str]) -> np.ndarray:
         from PIL import Image
 
-        pil = [Image.fromarray(image) for image in images]
-        return np.asarray(torch.as_tensor(self._score(pil, list(captions))).float().cpu()).reshape(-1)
+        cache = self.score_cache
+        keys = [_score_key(image, caption) for image, caption in zip(images, captions)] if cache is not None else []
+        known = [cache.get(self, key) for key in keys] if cache is not None else [None] * len(images)
+        todo = [i for i, hit in enumerate(known) if hit is None]
+        out = np.empty(len(images), dtype=np.float32)
+        if todo:
+            pil = [Image.fromarray(images[i]) for i in todo]
+            fresh = np.asarray(torch.as_tensor(self._score(pil, [captions[i] for i in todo])).float().cpu()).reshape(-1)
+            out[todo] = fresh
+            if cache is not None:
+                for i, value in zip(todo, fresh):
+                    cache.put(self, keys[i], {"score": np.float32(value)})
+        for i, hit in enumerate(known):
+            if hit is not None:
+                out[i] = hit["score"]
+        return out
+
+
+def _score_key(image: np.ndarray, caption: str) -> str:
+    digest = hashlib.sha256(f"{image.shape}\0{caption}\0".encode("utf-8"))
+    digest.update(np.ascontiguousarray(image).tobytes())
+    return digest.hexdigest()
 
 
 class HpsBackbone(ScoreBackbone):

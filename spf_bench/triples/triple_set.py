@@ -4,8 +4,10 @@
 the base model's identity and hash, sampler, steps, guidance, size, dtype and seed policy;
 ``DIR/originals/<id>.png`` holds the originals. The layout is the one docs/formats.md gives.
 
-A build is resumable: the manifest is rewritten (atomically) after every batch, a finished
-image is never rendered again, and batches are fixed slices of the triple list so a resumed
+A build is resumable: the manifest is rewritten (atomically) every few seconds and at the
+end, never after each batch (that rewrite grows with the set, so it made a build quadratic);
+an image finished since the last write is adopted on resume from its file, which was itself
+written atomically. A finished image is never rendered again, and batches are fixed slices of the triple list so a resumed
 build computes the same batches as an uninterrupted one. Loading a set re-hashes its images
 and refuses one whose files no longer match, naming the triples.
 """
@@ -35,6 +37,7 @@ from spf_bench.generation.sampling import (
 from spf_bench.core.fingerprint import sha256_file
 
 MANIFEST = "manifest.json"
+MANIFEST_EVERY_S = 10.0  # a killed build re-hashes at most this long's worth of finished images
 ORIGINALS = "originals"
 FORMAT_VERSION = 1
 # Settings that must agree between a set on disk and a build asked to extend it.
@@ -164,6 +167,7 @@ def build_triple_set(out: Path, triples: list[Triple], weights: str = "tiny", se
     pipe = pipe if pipe is not None else load_base(weights, device=device, dtype=dtype)
     check_token_lengths(todo, pipe.tokenizer)
     ts.save()
+    saved = time.monotonic()
     model = _BaseModel(pipe, info["base_model_sha256"])
     todo_total = len(todo)
     with progress_bar(total=len(ts.triples), initial=len(ts.triples) - todo_total, desc="originals", unit="img",
@@ -180,10 +184,13 @@ def build_triple_set(out: Path, triples: list[Triple], weights: str = "tiny", se
                     data = png_bytes(image)
                     write_bytes_atomic(ts.original(job.id), data)
                     ts.hashes[job.id] = sha256_file(ts.original(job.id))
-            ts.save()
+            if time.monotonic() - saved >= MANIFEST_EVERY_S:
+                ts.save()
+                saved = time.monotonic()
             bar.update(len(chunk))
             if on_batch is not None:
                 on_batch(ts)
+    ts.save()
     return ts
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 from spf_train.config import add_config_arguments, resolve_config
@@ -21,7 +22,8 @@ def register_training_command(subparsers, name: str, help_text: str, config_cls,
     def func(args) -> int:
         config = resolve_config(config_cls, args)
         out = run(config)
-        print(f"{name}: wrote {out}")
+        if int(os.environ.get("RANK", "0")) == 0:  # under a multi-process launch, said once
+            print(f"{name}: wrote {out}")
         return 0
 
     parser.set_defaults(func=func)
