@@ -34,8 +34,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 ALL = ("FID", "LPIPS", "ID", "CLIP-I", "Seg-Cons", "CLIP-T", "HPSv2", "MPS")
-NETWORK_OF = {"FID": "inception", "LPIPS": "lpips", "ID": "face", "CLIP-I": "clip", "CLIP-T": "clip",
-              "Seg-Cons": "sam", "HPSv2": "hps", "MPS": "mps"}
 
 
 def make_data(root: Path, n: int, size: int):
@@ -201,9 +199,10 @@ def run_ours(triples, run, metrics, networks, cache, args):
 
 def load_networks(metrics, args):
     from spf_bench import zoo
+    from spf_bench.evaluation.evaluator import zoo_networks_for
 
     networks, seconds = {}, {}
-    for name in sorted({NETWORK_OF[m] for m in metrics}):
+    for name in zoo_networks_for(metrics):
         start = time.perf_counter()
         networks[name] = zoo.load(name, source=args.weights, device=args.device)
         seconds[name] = time.perf_counter() - start

@@ -43,8 +43,6 @@ from spf_bench.core import paths
 from spf_bench.core.progress import progress_shown
 from spf_bench.evaluation.score_reuse import finished_summary, scoring_key
 
-PRESERVATION = ("FID", "LPIPS", "ID", "CLIP-I", "Seg-Cons")  # what the reconstruction analysis scores
-
 
 @dataclass
 class RunRequest:
@@ -230,11 +228,11 @@ def _run_record(req, ts: TripleSet, name, model: MethodModel, checkpoint, dtype,
 
 def _score(req: RunRequest, ts: TripleSet, folder: Path, record: dict, networks: dict) -> dict:
     from spf_bench.evaluation.evaluator import evaluate_run, write_outputs, zoo_networks_for
-    from spf_bench.metrics import METRIC_ORDER
+    from spf_bench.metrics import registry
     from spf_bench.zoo import load
 
     # The world's oracle is not a zoo network: the evaluator loads it and adds it to ``networks``.
-    for name in zoo_networks_for(req.eval_options.get("metrics", METRIC_ORDER)):
+    for name in zoo_networks_for(req.eval_options.get("metrics", registry.default_metrics())):
         if name not in networks:
             networks[name] = load(name, source=req.weights, device=req.device)
     common = dict(weights=req.weights, method=record["method"], checkpoint_sha256=record["checkpoint_sha256"],
@@ -247,7 +245,9 @@ def _score(req: RunRequest, ts: TripleSet, folder: Path, record: dict, networks:
     summary["identity"] = {**summary.get("identity", {}), **{k: v for k, v in record.items() if k not in summary.get("identity", {})},
                            "set_sha256": ts.sha256}
     if req.reconstruction:
-        metrics = tuple(m for m in req.eval_options.get("metrics", PRESERVATION) if m in PRESERVATION)
+        # (choice) the reconstruction analysis scores the preservation metrics among those named,
+        # else the paper's (Sec. 4.4), whose table it reproduces
+        metrics = registry.of_group(req.eval_options.get("metrics") or registry.paper_metrics(), registry.PRESERVATION)
         rec = evaluate_run(ts.root, folder / "reconstruction", **{**common, "metrics": metrics})
         summary["reconstruction"] = rec.summary.get("metrics", {})
     write_outputs(folder, result.per_pair_rows, summary)

@@ -6,32 +6,33 @@ import argparse
 from pathlib import Path
 
 from spf_bench.core.errors import SpfError
-
-METRIC_NAMES = ("FID", "LPIPS", "ID", "CLIP-I", "Seg-Cons", "CLIP-T", "HPSv2", "MPS")
-WORLD_METRIC_NAMES = ("Target-Acc", "Attr-Pres", "ID-Pres")  # the synthetic world's exact metrics
+from spf_bench.generation.base_model import parse_device
+from spf_bench.metrics import registry
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="score customized portraits against a triple set",
         description="Score a folder of customized portraits (<id>.png, made by any method) against a triple set; "
-                    "writes per_pair.csv and summary.json. Under --weights synth the synthetic world's exact "
-                    "metrics (" + ", ".join(WORLD_METRIC_NAMES) + ") are scored too, each beside the chosen "
-                    "metrics of its group (naming one in --metrics scores exactly the metrics named).")
+                    "writes per_pair.csv and summary.json. Metrics of one weight source alone (the synthetic "
+                    "world's exact metrics under --weights synth) are scored too, each beside the chosen metrics "
+                    "of its group (naming one in --metrics scores exactly the metrics named). Options left out "
+                    "take the weight source's protocol defaults, as 'spf-bench run' does, so both commands "
+                    "score the same images alike.")
     parser.add_argument("--triples", type=Path, required=True, help="triple-set folder (manifest.json + originals/)")
     parser.add_argument("--images", type=Path, required=True, help="folder of <id>.png, or a method run folder OUT/<method>")
     parser.add_argument("--weights", default="tiny", help="weight source of the metric networks: tiny, random, pretrained or synth")
     parser.add_argument("--out", type=Path, default=None, help="where per_pair.csv and summary.json go (default: the method run folder)")
-    parser.add_argument("--metrics", default=",".join(METRIC_NAMES), help="comma-separated subset of: " + ", ".join(METRIC_NAMES)
-                        + " and, under synth, " + ", ".join(WORLD_METRIC_NAMES))
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--metrics", default=None, help="comma-separated metrics to score (" + registry.help_text() + ")")
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: the first GPU if any)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
     parser.add_argument("--fid-bootstrap", type=int, default=100, help="resamples for FID's interval (each recomputes FID)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples")
     parser.add_argument("--clip-t-caption", choices=("target", "full"), default="target",
                         help="caption CLIP-T compares with: the target caption c_t (default) or the full caption")
-    parser.add_argument("--sam-points", type=int, default=16, help="Seg-Cons point grid per side")
+    parser.add_argument("--sam-points", type=int, default=None,
+                        help="Seg-Cons point grid per side (default: the weight source's: 4 on tiny and synth, else 16)")
     parser.add_argument("--method", default=None, help="method name recorded in summary.json (default: the folder's name)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     parser.add_argument("--no-world-metrics", action="store_true",
@@ -43,12 +44,14 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from spf_bench.evaluation.evaluator import evaluate_run
 
-    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
-    if not metrics:
-        raise SpfError("--metrics names no metric.")
+    chosen = {}
+    if args.metrics is not None:
+        chosen["metrics"] = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+        if not chosen["metrics"]:
+            raise SpfError("--metrics names no metric.")
     result = evaluate_run(
         args.triples, args.images, weights=args.weights, out_dir=args.out, method=args.method,
-        metrics=metrics, device=args.device, batch_size=args.batch_size, n_bootstrap=args.bootstrap,
+        **chosen, device=str(parse_device(args.device)), batch_size=args.batch_size, n_bootstrap=args.bootstrap,
         fid_bootstrap=args.fid_bootstrap, seed=args.seed, clip_t_caption=args.clip_t_caption,
         sam_points_per_side=args.sam_points, use_cache=not args.no_cache, world_metrics=not args.no_world_metrics)
     for name, entry in result.summary["metrics"].items():

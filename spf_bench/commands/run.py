@@ -2,7 +2,7 @@
 
 With nothing but ``--method`` on the tiny default it builds a small triple set in
 ``OUT/triples``, trains the small checkpoints the methods need (cached), generates, scores
-with all eight metrics and writes ``OUT/leaderboard.csv`` / ``.md``.
+with every default metric and writes ``OUT/leaderboard.csv`` / ``.md``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from spf_bench.benchmark import RunRequest, run_benchmark
 from spf_bench.methods.training import QuickTraining
 from spf_bench.methods.registry import known_methods, parse_checkpoint_args, read_methods_file
 from spf_bench.generation.protocol import settings_for
+from spf_bench.metrics import registry
 
 
 def register(subparsers) -> None:
@@ -38,7 +39,8 @@ def register(subparsers) -> None:
     p.add_argument("--dtype", help="float32, float16 or bfloat16 (default: the triple set's)")
     p.add_argument("--train-steps", type=int, default=QuickTraining.steps,
                    help="optimizer steps of automatically trained tiny / synth checkpoints (default: the source's)")
-    p.add_argument("--metric", action="append", dest="metrics", help="score only these metrics (repeatable; default: all eight)")
+    p.add_argument("--metric", action="append", dest="metrics", metavar="NAME",
+                   help="score only these metrics (repeatable; " + registry.help_text() + ")")
     p.add_argument("--no-world-metrics", action="store_true",
                    help="on synth, leave out the world's exact metrics (Target-Acc, Attr-Pres, ID-Pres)")
     p.add_argument("--no-eval", action="store_true", help="generate only; skip scoring and the leaderboard")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from spf_bench.core.atomic import write_text_atomic
-from spf_bench.metrics import METRIC_ORDER
+from spf_bench.metrics import registry
 from spf_bench.results.render import escape_markdown
 
 GRID_COLUMNS = 8
@@ -78,7 +78,8 @@ def render_summary(summary: dict, prompts: dict[str, list[str]], legend: list[st
     # The eight in their order, then whatever else the evaluator scored (under synth it adds
     # the world's exact metrics on its own).
     scored = [k for r in results.values() for k in r.get("metrics", {})]
-    metrics = [m for m in METRIC_ORDER if m in scored] + list(dict.fromkeys(k for k in scored if k not in METRIC_ORDER))
+    known = tuple(registry.metrics())
+    metrics = [m for m in known if m in scored] + list(dict.fromkeys(k for k in scored if k not in known))
     if metrics:
         lines += ["", "## Metrics of (original model on the base prompt, model on the customized prompt) pairs (95% bootstrap intervals)", ""]
         lines += _table(["model", *metrics], [[name(m), *(_metric(results[m].get("metrics", {}).get(k)) for k in metrics)] for m in models])

@@ -77,10 +77,11 @@ def write_run(run: Path, triples: list[Triple], images: np.ndarray, kind: str = 
 def load_networks(metrics: tuple[str, ...]) -> dict:
     """The evaluator's networks on the synth weights, loaded once for all of the lab's runs."""
     from spf_bench import zoo
-    from spf_bench.evaluation.evaluator import BACKBONE_OF
+    from spf_bench.evaluation.evaluator import zoo_networks_for
 
-    names = {BACKBONE_OF[m] for m in metrics}
-    return {name: zoo.load(name, source=WEIGHTS) for name in sorted(names)}
+    # The world's oracle is no zoo network: the evaluator loads it itself (and a world
+    # metric's other backbones are zoo networks like any).
+    return {name: zoo.load(name, source=WEIGHTS) for name in zoo_networks_for(metrics)}
 
 
 def score_run(triples_dir: Path, run: Path, method: str, metrics: tuple[str, ...], networks: dict,

@@ -47,6 +47,7 @@ class Backbone:
     # Whether features of originals go to the on-disk cache (False where they are larger on
     # disk than the image itself and cheaper to recompute than to read).
     cacheable: ClassVar[bool] = True
+    encodes_images: ClassVar[bool] = True  # False: it scores an image with a caption (HPSv2, MPS)
 
     def __init__(self, source: str, device: torch.device | str = "cpu", network: Any = None) -> None:
         self.source = source
@@ -249,6 +250,7 @@ class ScoreBackbone(Backbone):
     """
 
     cacheable = False
+    encodes_images = False
     score_cache = None  # a FeatureCache, set by the evaluator when customized images are cached
 
     @torch.no_grad()
@@ -281,7 +283,7 @@ def _score_key(image: np.ndarray, caption: str) -> str:
 
 class HpsBackbone(ScoreBackbone):
     name = "hps"
-    implementation = "HPS v2.1 (open_clip ViT-H-14 + HPS checkpoint), 100 x cosine"
+    implementation = "HPS v2.1 (open_clip ViT-H-14 + HPS checkpoint), cosine of image and caption embeddings"
 
     def _score(self, images, captions):
         return self.network.score(images, captions)

@@ -57,8 +57,13 @@ def fid_interval(features_o: np.ndarray, features_c: np.ndarray, indices: np.nda
         float(frechet_distance(fo[row], fc[row], warn=False)) for row in torch.as_tensor(indices)
     ])
     low, high = percentile_interval(statistics, level)
+    return recentred(low, high, statistics, float(frechet_distance(fo, fc, warn=False)))
+
+
+def recentred(low: float, high: float, statistics: np.ndarray, point: float, floor: float = 0.0) -> tuple[float, float]:
+    """A percentile interval moved so that the bootstrap distribution's median sits on the point
+    value, its spread kept (for distances that resampling with repeats biases upwards)."""
     if not np.isfinite(low):
         return low, high
-    point = float(frechet_distance(fo, fc, warn=False))
     centre = float(np.median(statistics[np.isfinite(statistics)]))
-    return max(0.0, point + low - centre), point + high - centre
+    return max(floor, point + low - centre), point + high - centre

@@ -22,7 +22,13 @@ class ClipImageSimilarity(PairMetric):
     name: ClassVar[str] = "CLIP-I"
     group: ClassVar[str] = PRESERVATION
     backbones: ClassVar[tuple[str, ...]] = ("clip",)
+    in_paper: ClassVar[bool] = True
+    default: ClassVar[bool] = True
+    tradeoff_rank: ClassVar[int | None] = 1
     higher_is_better = True
 
     def update(self, emb_o: torch.Tensor, emb_c: torch.Tensor) -> None:
         self._append(_clip_image_update(emb_o, emb_c))
+
+    def feed(self, batch) -> None:
+        self.update(*batch.stacked("clip", "image"))

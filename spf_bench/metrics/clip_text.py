@@ -12,6 +12,7 @@ from typing import ClassVar
 import torch
 
 from spf_bench.metrics.base import RESPONSIVENESS, PairMetric, cosine_rows
+from spf_bench.triples.captions import full_caption
 
 CAPTIONS = ("target", "full")
 
@@ -29,7 +30,18 @@ class ClipTextAlignment(PairMetric):
     name: ClassVar[str] = "CLIP-T"
     group: ClassVar[str] = RESPONSIVENESS
     backbones: ClassVar[tuple[str, ...]] = ("clip",)
+    in_paper: ClassVar[bool] = True
+    default: ClassVar[bool] = True
+    tradeoff_rank: ClassVar[int | None] = 1
     higher_is_better = True
+
+    @classmethod
+    def options_record(cls, options) -> dict:
+        return {**cls.record_options, "caption": options.clip_t_caption}
+
+    @classmethod
+    def build(cls, options, backbones) -> ClipTextAlignment:
+        return cls(caption=options.clip_t_caption)
 
     def __init__(self, caption: str = "target", **kwargs) -> None:
         super().__init__(**kwargs)
@@ -39,3 +51,9 @@ class ClipTextAlignment(PairMetric):
 
     def update(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> None:
         self._append(_clip_text_update(image_emb, text_emb))
+
+    def feed(self, batch) -> None:
+        texts = [p.target_caption if self.caption == "target" else full_caption(p.base_caption, p.target_caption)
+                 for p in batch.pairs]
+        text_emb = batch.call("clip", "encode_texts", texts)
+        self.update(batch.stacked("clip", "image")[1], torch.from_numpy(text_emb))

@@ -21,7 +21,7 @@ from typing import ClassVar
 import torch
 from torchmetrics import Metric
 
-from spf_bench.metrics.base import PRESERVATION
+from spf_bench.metrics.base import PRESERVATION, SetMetric
 
 
 class SmallSetWarning(UserWarning):
@@ -110,20 +110,32 @@ def frechet_distance(features_o: torch.Tensor, features_c: torch.Tensor, warn: b
     return _fid_compute(*_mean_cov(s1, o1, n1), *_mean_cov(s2, o2, n2))
 
 
-class FrechetInceptionDistance(Metric):
+class FrechetInceptionDistance(SetMetric, Metric):
     """FID between the originals (``real=True``) and the customized images, from features.
 
     Like torchmetrics' class it keeps float64 sums, not raw features, so memory is constant;
-    unlike it, it takes features so the Inception pass is shared with the feature cache.
+    unlike it, it takes features so the Inception pass is shared with the feature cache. The
+    evaluator keeps the features instead (its bootstrap resamples them) and calls
+    :meth:`set_value`, which takes the exact low-rank route on sets smaller than 2048.
     """
 
     name: ClassVar[str] = "FID"
     group: ClassVar[str] = PRESERVATION
     version: ClassVar[str] = "1"
     backbones: ClassVar[tuple[str, ...]] = ("inception",)
+    feature: ClassVar[str] = "pool"
+    recentre_interval: ClassVar[bool] = True
+    decimals: ClassVar[int] = 2
+    in_paper: ClassVar[bool] = True
+    default: ClassVar[bool] = True
+    tradeoff_rank: ClassVar[int | None] = 5
     higher_is_better = False
     is_differentiable = False
     full_state_update = False
+
+    @classmethod
+    def set_value(cls, features_o: torch.Tensor, features_c: torch.Tensor, warn: bool = True) -> torch.Tensor:
+        return frechet_distance(features_o, features_c, warn=warn)
 
     def __init__(self, num_features: int = 2048, **kwargs) -> None:
         super().__init__(**kwargs)

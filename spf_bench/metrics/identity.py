@@ -30,11 +30,17 @@ class IdentitySimilarity(PairMetric):
     name: ClassVar[str] = "ID"
     group: ClassVar[str] = PRESERVATION
     backbones: ClassVar[tuple[str, ...]] = ("face",)
+    in_paper: ClassVar[bool] = True
+    default: ClassVar[bool] = True
+    tradeoff_rank: ClassVar[int | None] = 3
     higher_is_better = True
 
     def update(self, emb_o: torch.Tensor, emb_c: torch.Tensor) -> None:
         values, _ = _identity_update(emb_o, emb_c)
         self._append(values)
+
+    def feed(self, batch) -> None:
+        self.update(*batch.stacked("face", "embedding"))
 
     def face_found_rate(self) -> float:
         values = self.per_pair()

@@ -64,7 +64,14 @@ class LearnedPerceptualSimilarity(PairMetric):
     name: ClassVar[str] = "LPIPS"
     group: ClassVar[str] = PRESERVATION
     backbones: ClassVar[tuple[str, ...]] = ("lpips",)
+    in_paper: ClassVar[bool] = True
+    default: ClassVar[bool] = True
+    tradeoff_rank: ClassVar[int | None] = 4
     higher_is_better = False
+
+    @classmethod
+    def build(cls, options, backbones) -> LearnedPerceptualSimilarity:
+        return cls(backbones["lpips"].network.lins)
 
     def __init__(self, lins: Sequence[torch.nn.Module], **kwargs) -> None:
         super().__init__(**kwargs)
@@ -74,3 +81,8 @@ class LearnedPerceptualSimilarity(PairMetric):
     @torch.no_grad()
     def update(self, feats_o: Sequence[torch.Tensor], feats_c: Sequence[torch.Tensor]) -> None:
         self._append(_lpips_update(feats_o, feats_c, self._lins))
+
+    def feed(self, batch) -> None:
+        for fo, fc in zip(*batch.features["lpips"]):
+            stages = sorted(fo)
+            self.update([torch.as_tensor(fo[k]) for k in stages], [torch.as_tensor(fc[k]) for k in stages])

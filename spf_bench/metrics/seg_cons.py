@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import torch
 
+from spf_bench.metrics.backbones import SamBackbone
 from spf_bench.metrics.base import PRESERVATION, PairMetric
 
 
@@ -36,7 +37,19 @@ class SegmentationConsistency(PairMetric):
     name: ClassVar[str] = "Seg-Cons"
     group: ClassVar[str] = PRESERVATION
     backbones: ClassVar[tuple[str, ...]] = ("sam",)
+    decimals: ClassVar[int] = 2
+    in_paper: ClassVar[bool] = True
+    default: ClassVar[bool] = True
+    tradeoff_rank: ClassVar[int | None] = 2
     higher_is_better = True
+
+    @classmethod
+    def options_record(cls, options) -> dict:
+        return {**cls.record_options, "points_per_side": options.sam_points()}
 
     def update(self, masks_o: torch.Tensor, masks_c: torch.Tensor) -> None:
         self._append(_seg_cons_update(masks_o, masks_c))
+
+    def feed(self, batch) -> None:
+        for fo, fc in zip(*batch.features["sam"]):
+            self.update(torch.from_numpy(SamBackbone.unpack(fo))[None], torch.from_numpy(SamBackbone.unpack(fc))[None])

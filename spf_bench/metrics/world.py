@@ -27,14 +27,28 @@ from spf_bench.metrics.base import PRESERVATION, RESPONSIVENESS, PairMetric
 from spf_bench.metrics.identity import IdentitySimilarity
 
 WORLD_WEIGHTS = "synth"
+# (choice) The world's metrics get a table group of their own after the paper's three: they
+# read ground truth rather than a proxy, and the paper's columns keep their places.
+WORLD_HEADING = "Synthetic world (exact)"
 
 
-class _OracleMetric(PairMetric):
+class _WorldMetric:
+    """What the world's three share: scored only on its weights, shown under their own heading."""
+
+    weights: ClassVar[str | None] = WORLD_WEIGHTS
+    heading: ClassVar[str | None] = WORLD_HEADING
+    in_paper: ClassVar[bool] = False
+    default: ClassVar[bool] = False  # joins chosen metrics of its group on its weights instead
+    tradeoff_rank: ClassVar[int | None] = None
+
+
+class _OracleMetric(_WorldMetric, PairMetric):
     """A metric of the oracle's value indices of O and C and the pair's target caption."""
 
     backbones: ClassVar[tuple[str, ...]] = ("oracle",)
     higher_is_better = True
     key: ClassVar[str]  # the value of world_metrics.pair_scores this metric keeps
+    reads_target_caption: ClassVar[bool] = True  # the evaluator checks the captions before scoring
 
     def update(self, labels_o: torch.Tensor, labels_c: torch.Tensor, target_captions: list[str]) -> None:
         from spf_bench.world.world_metrics import pair_scores
@@ -42,6 +56,9 @@ class _OracleMetric(PairMetric):
         o, c = np.asarray(labels_o), np.asarray(labels_c)
         values = [pair_scores(o[i], c[i], caption)[self.key] for i, caption in enumerate(target_captions)]
         self._append(torch.tensor(values, dtype=torch.float64))
+
+    def feed(self, batch) -> None:
+        self.update(*batch.stacked("oracle", "labels"), [p.target_caption for p in batch.pairs])
 
 
 class TargetAccuracy(_OracleMetric):
@@ -60,7 +77,7 @@ class AttributePreservation(_OracleMetric):
                                       "kept": "every attribute the target caption does not name"}
 
 
-class IdentityPreservation(IdentitySimilarity):
+class IdentityPreservation(_WorldMetric, IdentitySimilarity):
     name: ClassVar[str] = "ID-Pres"
     record_options: ClassVar[dict] = {"embedder": "the synthetic world's identity embedder (the face backbone under synth)"}
 
@@ -68,25 +85,6 @@ class IdentityPreservation(IdentitySimilarity):
 WORLD_METRICS = {cls.name: cls for cls in (TargetAccuracy, AttributePreservation, IdentityPreservation)}
 WORLD_METRIC_ORDER = tuple(WORLD_METRICS)
 ORACLE_METRICS = tuple(name for name, cls in WORLD_METRICS.items() if issubclass(cls, _OracleMetric))
-
-
-def scored_metrics(chosen: tuple[str, ...], weights: str, group_of: dict[str, str], auto: bool = True) -> tuple[str, ...]:
-    """The metrics a run scores: ``chosen`` plus, under ``synth`` and with ``auto``, the world metrics that fit.
-
-    (choice) A world metric joins when a chosen metric shares its group (``group_of`` maps the
-    general metrics' names to their group), so the default eight bring all three and the
-    preservation-only reconstruction analysis brings Attr-Pres and ID-Pres but not Target-Acc,
-    which means nothing for an image drawn without the target. Naming a world metric in
-    ``chosen`` turns the automatic choice off: exactly ``chosen`` is scored.
-    """
-    named = [m for m in chosen if m in WORLD_METRICS]
-    if named and weights != WORLD_WEIGHTS:
-        raise SpfError(f"{', '.join(named)} exist only in the synthetic world; score with --weights synth "
-                       f"or leave {'it' if len(named) == 1 else 'them'} out of the metrics.")
-    if named or weights != WORLD_WEIGHTS or not auto:
-        return tuple(chosen)
-    groups = {group_of[m] for m in chosen if m in group_of}
-    return tuple(chosen) + tuple(m for m in WORLD_METRIC_ORDER if WORLD_METRICS[m].group in groups)
 
 
 def check_target_captions(pairs, metrics: tuple[str, ...]) -> None:

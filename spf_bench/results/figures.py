@@ -196,8 +196,12 @@ def metric_bars(table, path: Path) -> Path | None:
     return _save_figure(fig, path)
 
 
-def tradeoff_scatter(table, path: Path, x_metric: str, y_metric: str = "CLIP-T") -> Path | None:
-    """Preservation (x) against responsiveness (y), one point per method; better is up and right."""
+def tradeoff_scatter(table, path: Path, x_metric: str, y_metric: str | None = None) -> Path | None:
+    """Preservation (x) against responsiveness (y, default: the metrics' preferred responsiveness
+    axis), one point per method; better is up and right."""
+    from spf_bench.results.columns import tradeoff_axes
+
+    y_metric = y_metric or tradeoff_axes()[1][0]
     by_name = {m.name: m for m in table.metrics}
     xm, ym = by_name[x_metric], by_name[y_metric]
     points = [(r, r.cells.get(x_metric), r.cells.get(y_metric)) for r in table.rows]

@@ -39,10 +39,12 @@ from spf_bench.results.runs import (
     load_runs,
     load_triple_set,
 )
+from spf_bench.metrics import registry
 from spf_bench.results.tables import (
     LAYOUTS,
-    METRIC_BY_NAME,
     MetricTable,
+    column,
+    tradeoff_axes,
     leaderboard,
     method_label,
     method_sort_key,
@@ -58,7 +60,6 @@ from spf_bench.results.render import table_csv, table_json, table_latex, table_m
 GRIDS_PER_CATEGORY = 1
 MAX_GRIDS = 6
 RECONSTRUCTION_ROWS = 4
-SCATTER_X_CHOICES = ("CLIP-I", "Seg-Cons", "ID", "LPIPS", "FID")  # the first one every method has is used
 
 
 @dataclass
@@ -121,8 +122,12 @@ def _significance_block(runs: dict[str, MethodRun], folder: Path, options: Repor
     if reference not in runs:
         raise SpfError(f"The reference method '{reference}' was not run; the runs are {', '.join(sorted(runs))}.")
     frame = significance_against(runs, reference, draws=options.bootstrap_draws)
+    # A method the test could not compare is named with the reason, never silently left out.
+    not_compared = " ".join(f"{method} is not compared: {why}" for method, why in frame.attrs.get("not_compared", {}).items())
     if frame.empty:
-        return None
+        if not not_compared:
+            return None
+        return Block("Significance", text=not_compared)
     shown = frame[["method_a", "metric", "direction", "n", "mean_a", "mean_b", "mean_diff", "ci_low", "ci_high",
                    "p_bootstrap", "p_wilcoxon", "verdict"]].rename(columns={"method_a": "other", "mean_a": "mean other",
                                                                              "mean_b": f"mean {reference}"})
@@ -131,7 +136,8 @@ def _significance_block(runs: dict[str, MethodRun], folder: Path, options: Repor
     text = (f"Paired tests of {reference} against each other method on the triples both scored: mean_diff is "
             f"{reference} minus the other, with a paired bootstrap 95% interval; a difference is called "
             "significant when the bootstrap and the Wilcoxon signed-rank test both give p < 0.05. "
-            "FID is a value of the whole set and is not tested per pair.")
+            "Set-level metrics (FID, KID, FD-CLIP) are values of the whole set and are not tested per pair."
+            + (" " + not_compared if not_compared else ""))
     return Block("Significance", frame=shown, text=text, links=["tables/significance.csv", "tables/significance.md"])
 
 
@@ -140,11 +146,13 @@ def _plot_blocks(runs: dict[str, MethodRun], folder: Path) -> list[Block]:
     blocks = []
     if metric_bars(board, folder / "figures/metrics_bars.png"):
         blocks.append(Block("Metrics with 95% intervals", image="figures/metrics_bars.png"))
-    for x in SCATTER_X_CHOICES:
-        if all(x in r.cells and math.isfinite(r.cells[x].value) for r in board.rows):
-            if tradeoff_scatter(board, folder / "figures/tradeoff.png", x_metric=x):
+    x_choices, y_choices = tradeoff_axes()
+    y = next((m for m in y_choices if all(m in r.cells and math.isfinite(r.cells[m].value) for r in board.rows)), None)
+    for x in x_choices:
+        if y and all(x in r.cells and math.isfinite(r.cells[x].value) for r in board.rows):
+            if tradeoff_scatter(board, folder / "figures/tradeoff.png", x_metric=x, y_metric=y):
                 blocks.append(Block("Preservation vs responsiveness", image="figures/tradeoff.png",
-                                    text=f"One point per method: {METRIC_BY_NAME[x].header} against CLIP-T ↑."))
+                                    text=f"One point per method: {column(x).header} against {column(y).header}."))
             break
     return blocks
 
@@ -222,8 +230,8 @@ def build_report(runs_dir: Path | str, options: ReportOptions | None = None) -> 
     runs = load_runs(root)
     if not runs:
         raise SpfError(f"{root} holds no method run (no sub-folder with a summary.json).")
-    if options.sort_by and options.sort_by not in METRIC_BY_NAME:
-        raise SpfError(f"Cannot sort by '{options.sort_by}': the metrics are {', '.join(METRIC_BY_NAME)}.")
+    if options.sort_by and options.sort_by not in registry.metrics():
+        raise SpfError(f"Cannot sort by '{options.sort_by}': the metrics are {', '.join(registry.metrics())}.")
     folder = Path(options.out) if options.out else root / "report"
     folder.mkdir(parents=True, exist_ok=True)
     triples = load_triple_set(options.triples) if options.triples else find_triple_set(runs, root)

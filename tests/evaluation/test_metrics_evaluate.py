@@ -194,9 +194,10 @@ def test_corrupt_customized_image_names_file_and_triple(triple_set, tmp_path):
 
 def test_cli_scores_plain_folder_and_reports_errors(triple_set, tmp_path, capsys):
     from spf_bench.cli import main
-    from spf_bench.commands.evaluate import METRIC_NAMES
 
-    assert METRIC_NAMES == METRIC_ORDER  # the CLI's list (kept import-free) is the metrics' order
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    assert ", ".join(METRIC_ORDER) in " ".join(capsys.readouterr().out.split())  # the CLI lists the metrics' order
 
     run = make_method_run(tmp_path / "elsewhere", triple_set, method="theirs")
     folder = run / "images"
@@ -240,3 +241,10 @@ def test_weights_identity_hashes_pretrained_files_and_names_missing_ones(tmp_pat
         handle.write(b"\0")  # a changed file (new size and mtime) is re-hashed
     assert weights_sha256("clip", "pretrained") != first
     assert len(first) == len(hashlib.sha256().hexdigest())
+
+
+def test_world_metrics_leave_their_oracle_to_the_evaluator_and_name_zoo_networks_only():
+    from spf_bench.evaluation.evaluator import backbones_for, zoo_networks_for
+
+    assert backbones_for(("Target-Acc", "ID-Pres", "FD-CLIP")) == ("clip", "face", "oracle")
+    assert zoo_networks_for(("Target-Acc", "Attr-Pres", "ID-Pres", "KID")) == ("face", "inception")

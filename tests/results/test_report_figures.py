@@ -85,7 +85,7 @@ def test_bar_chart_and_scatter_are_written(tmp_path):
     runs = load_runs(write_standard_runs(tmp_path / "runs", reconstruction=False))
     board = tables.leaderboard(runs)
     bars = figures.metric_bars(board, tmp_path / "bars.png")
-    scatter = figures.tradeoff_scatter(board, tmp_path / "scatter.png", x_metric="CLIP-I")
+    scatter = figures.tradeoff_scatter(board, tmp_path / "scatter.png", x_metric="CLIP-I", y_metric="CLIP-T")
     for path in (bars, scatter):
         with Image.open(path) as image:
             assert image.format == "PNG" and image.width > 300 and image.height > 200

@@ -81,3 +81,21 @@ def test_stat_helpers_on_edge_cases():
     assert single.value == 0.5 and single.n == 1 and np.isnan(single.ci_low)
     empty = paired_difference(np.array([]), np.array([]))
     assert empty["n"] == 0 and np.isnan(empty["p_bootstrap"])
+
+
+def test_a_method_that_cannot_be_compared_is_named_with_the_reason(tmp_path):
+    from spf_bench.results.report import ReportOptions, build_report
+    from spf_bench.results.tables import significance_against
+    from support.report_runs import write_standard_runs
+
+    runs = {"ours": _run("ours", _noisy_frame()), "naive": _run("naive", _noisy_frame(2)),
+            "lora": _run("lora", _noisy_frame(3), triples_sha="t" * 64)}
+    frame = significance_against(runs, "ours", draws=100)
+    assert set(frame["method_a"]) == {"naive"}
+    assert "different triple sets" in frame.attrs["not_compared"]["lora"]
+
+    root = write_standard_runs(tmp_path / "runs", methods=("naive", "ours"), reconstruction=False)
+    (root / "naive" / "per_pair.csv").unlink()
+    build_report(root, ReportOptions(bootstrap_draws=50))
+    page = (root / "report" / "index.md").read_text().replace("\\_", "_")  # Markdown escapes the underscore
+    assert "naive is not compared: 'naive' has no per_pair.csv, which the paired test needs." in page

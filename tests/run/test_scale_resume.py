@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import spf_bench.evaluation.evaluator as evaluate_module
+import spf_bench.evaluation.scoring as evaluate_module  # where each batch's metric updates happen
 import spf_bench.generation.sampling as generate_module
 from spf_bench.evaluation.evaluator import evaluate_run
 from spf_bench.evaluation.features_cache import FeatureCache
