@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 
 from spf_bench.core.errors import SpfError
+from spf_bench.metrics import registry
+from spf_bench.metrics.base import PRESERVATION, RESPONSIVENESS
 from spf_bench.serve.catalog import Catalog, arrow, higher_is_better
 
 
@@ -34,8 +36,16 @@ def _one_of(value: str, allowed, what: str) -> str:
     return value
 
 
+def _of_group(catalog: Catalog, group: str) -> list[str]:
+    # Each metric's group comes from its own declaration (the metric registry); a column the
+    # registry does not know (a plug-in no longer installed) belongs to no group.
+    known = registry.metrics()
+    return [m for m in catalog.metrics if m in known and known[m].group == group]
+
+
 def default_metric(catalog: Catalog) -> str:
-    return "CLIP-T" if "CLIP-T" in catalog.metrics else (catalog.metrics[0] if catalog.metrics else "")
+    responsive = _of_group(catalog, RESPONSIVENESS)
+    return responsive[0] if responsive else (catalog.metrics[0] if catalog.metrics else "")
 
 
 def list_view(catalog: Catalog, params) -> ListView:
@@ -81,11 +91,10 @@ def worst_case_links(catalog: Catalog) -> list[tuple[str, dict]]:
     reference = "base" if "base" in catalog.methods and focus != "base" else next(
         (m for m in catalog.methods if m != focus), "")
     links = []
-    for metric in ("CLIP-T", "Target-Acc"):
-        if metric in catalog.metrics:
-            links.append((f"Lowest {metric} of {focus}", {"metric": metric, "sort": focus, "order": "asc"}))
-    for metric in ("ID", "Attr-Pres", "CLIP-I", "LPIPS"):
-        if metric in catalog.metrics and reference:
+    for metric in _of_group(catalog, RESPONSIVENESS):
+        links.append((f"Lowest {metric} of {focus}", {"metric": metric, "sort": focus, "order": "asc"}))
+    for metric in _of_group(catalog, PRESERVATION):
+        if reference:
             worst = "asc" if higher_is_better(metric) else "desc"
             links.append((f"Largest {metric} {arrow(metric)} loss of {focus} vs {reference}",
                           {"metric": metric, "a": focus, "b": reference, "sort": "diff", "order": worst}))
