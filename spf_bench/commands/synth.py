@@ -21,9 +21,12 @@ def register(subparsers) -> None:
     sub = parser.add_subparsers(dest="synth_command", required=True, metavar="SYNTH_COMMAND")
     train = sub.add_parser("train", help="train the world's models from seeds (resumable)")
     train.add_argument("--work", type=Path, required=True, help="folder for the rendered set, checkpoints, log and trained weights")
-    train.add_argument("--stages", default="oracle,identity,clip,diffusion", help="comma-separated stages to run (default: all, in order)")
+    train.add_argument("--stages", default="oracle,identity,clip,clip_novel,diffusion", help="comma-separated stages to run (default: all, in order)")
+    train.add_argument("--adopt", default="",
+                       help="comma-separated stages (identity, clip, diffusion) taken over from the shipped weights instead of "
+                            "trained, e.g. to retrain only the oracle and clip_novel after the world gains attributes")
     train.add_argument("--scale", type=float, default=1.0, help="multiply every stage's steps (for quick trials)")
-    train.add_argument("--train-images", type=int, default=None, help="size of the rendered training set (default: the recipe's)")
+    train.add_argument("--train-images", type=int, default=None, help="size of each rendered training set, known and world (default: the recipe's)")
     train.add_argument("--threads", type=int, default=1,
                        help="torch threads (default 1: on a shared machine, more threads than free cores slow training down)")
     train.add_argument("--ship", action="store_true", help="copy the finished weights and hashes into the package")
@@ -48,6 +51,19 @@ def register(subparsers) -> None:
     lab.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     lab.add_argument("--no-progress", action="store_true", help="hide progress bars")
     lab.set_defaults(func=run_lab)
+    custom = sub.add_parser("customset", help="render a customization set that teaches the novel attributes from a narrow, "
+                                              "polluting distribution (and, with --control, its unbiased control)")
+    custom.add_argument("--out", type=Path, required=True, help="folder for the images, metadata.jsonl and customization.json")
+    custom.add_argument("--targets", default=None, help="comma-separated attributes taught (default: every novel attribute)")
+    custom.add_argument("--images", type=int, default=112, help="portraits in the set (default 112)")
+    custom.add_argument("--identities", type=int, default=4, help="identities the portraits are drawn from (default 4)")
+    custom.add_argument("--bias", action="append", default=None, metavar="ATTRIBUTE=VALUE:SHARE",
+                        help="a biased attribute, repeatable (default: background=green:0.8, shirt=red:0.7, style=photo:0.7); "
+                             "--bias none for no bias")
+    custom.add_argument("--say-biased", type=float, default=0.1, help="chance a caption says a biased attribute (default 0.1)")
+    custom.add_argument("--seed", type=int, default=0, help="seed of the whole set (default 0)")
+    custom.add_argument("--control", action="store_true", help="the control set: the same attributes, no bias, identities from the whole range")
+    custom.set_defaults(func=run_customset)
     from spf_bench.commands import synth_table
 
     synth_table.register(sub)
@@ -64,7 +80,7 @@ def _recipe(args: argparse.Namespace):
     if args.train_images is not None:
         if args.train_images < 8:
             raise SpfError(f"--train-images must be at least 8, got {args.train_images}.")
-        recipe.train_images = args.train_images
+        recipe.train_images = recipe.world_images = args.train_images  # both rendered sets
     return recipe
 
 
@@ -79,6 +95,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise SpfError(f"Unknown stage '{unknown[0]}'; the stages are: {', '.join(STAGES)}.")
     torch.set_num_threads(max(1, args.threads))
     trainer = WorldTrainer(args.work, _recipe(args))
+    trainer.adopt(tuple(s.strip() for s in args.adopt.split(",") if s.strip()))
     figures = trainer.run(stages)
     (Path(args.work) / "figures.json").write_text(json.dumps(figures, indent=1) + "\n")
     print(json.dumps(figures, indent=1))
@@ -108,6 +125,10 @@ def run_check(args: argparse.Namespace) -> int:
     result = measure.pipeline_accuracy(pipe, oracle, n=args.captions)
     print(f"pipeline: mean oracle accuracy {result['mean']:.3f} on {result['n']} captions (chance {result['chance']:.3f}, guidance {result['guidance']})")
     print("  per attribute: " + ", ".join(f"{k} {v:.2f}" for k, v in result["per_attribute"].items()))
+    novel = measure.novel_draw_rates(pipe, oracle, n=args.captions)
+    print(f"novel attributes drawn when asked ({args.captions} captions each; 95% Wilson interval):")
+    for name, r in novel.items():
+        print(f"  {name} ('{r['phrase']}'): {r['rate']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
     return 0
 
 
@@ -134,4 +155,27 @@ def run_lab(args: argparse.Namespace) -> int:
     summary = lab.measure(load_shipped_oracle())
     print(json.dumps(summary["verdict"], indent=1))
     print(f"summary: {Path(args.out) / 'summary.json'} and summary.md, grid: {Path(args.out) / 'grid.png'} (rows: grid.txt)")
+    return 0
+
+
+def run_customset(args: argparse.Namespace) -> int:
+    from spf_bench.world.custom_sets import DEFAULT_BIASES, Bias, CustomSet, write
+
+    kwargs = {}
+    if args.targets is not None:
+        kwargs["targets"] = tuple(t.strip() for t in args.targets.split(",") if t.strip())
+    if args.bias is not None:
+        kwargs["biases"] = () if args.bias == ["none"] else tuple(Bias.parse(b) for b in args.bias)
+    else:
+        kwargs["biases"] = DEFAULT_BIASES
+    spec = CustomSet(images=args.images, identities=args.identities, say_biased=args.say_biased, seed=args.seed,
+                     control=args.control, **kwargs)
+    if (args.out / "metadata.jsonl").exists():
+        raise SpfError(f"{args.out} already holds a set (metadata.jsonl); choose another --out folder.")
+    folder = write(args.out, spec)
+    held = json.loads((folder / "customization.json").read_text())["held"]
+    print(f"wrote {held['portraits']} portraits of {held['distinct_identities']} identities to {folder}")
+    for bias in spec.biases:
+        h = held[bias.attribute]
+        print(f"  {bias.attribute}: " + ", ".join(f"{v} {s:.2f}" for v, s in h["shares"].items()) + f"; said in {h['said_in_captions']:.0%} of captions")
     return 0

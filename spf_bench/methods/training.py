@@ -76,7 +76,7 @@ QUICK_DEFAULTS = {
     # latents) to 20 (16x16), stage 2 about 22 to 40, so 150 steps of each cost at most about
     # 90 s; the rest goes to scoring (Seg-Cons's SAM alone is about half of it). On 8x8
     # latents 200 steps raised the world's Target-Acc from 0.62 (base) to 0.68 (naive) and
-    # 0.70 (ours). 112 renders deal 7 or more portraits to every one of the 14 targets.
+    # 0.70 (ours). 112 renders of the customization set teach each of the 5 novel targets 22 or 23 times.
     "synth": QuickTraining(steps=150, batch_size=8, learning_rate=1e-4, n_images=112),
 }
 
@@ -175,8 +175,11 @@ def training_data(weights: str, quick: QuickTraining) -> Path:
 
 
 def _rendered_training_data(quick: QuickTraining) -> Path:
-    """The world's renders of its synth targets (see ``spf_bench.triples.world``)."""
+    """The world's customization set for its synth targets (``spf_bench.world.custom_sets``'
+    defaults: a few identities and biased backgrounds, shirts and styles, as a user's own
+    photos would have), rendered."""
     from spf_bench.triples import world as synth_triples
+    from spf_bench.world import custom_sets
 
     seed, size = TRAIN_CAPTION_SEED + quick.seed, settings_for("synth").height
     # The renderer and caption code are what make the set, so their source is in the key.
@@ -185,7 +188,8 @@ def _rendered_training_data(quick: QuickTraining) -> Path:
     sources = sorted(Path(world.__file__).parent.glob("*.py")) + [Path(synth_triples.__file__)]
     code = hash_json({p.name: hash_path(p) for p in sources})
     key = hash_json({"synth": True, "n": quick.n_images, "seed": seed, "size": size, "code": code})
-    return _cached_folder(key, lambda partial: synth_triples.write_training_set(partial, quick.n_images, seed, size))
+    spec = custom_sets.CustomSet(images=quick.n_images, seed=seed)
+    return _cached_folder(key, lambda partial: custom_sets.write(partial, spec, size))
 
 
 def _cached_folder(key: str, make) -> Path:

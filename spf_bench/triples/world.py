@@ -9,8 +9,9 @@ set is balanced, deterministic for its seed and prefix-stable, as ``spf_bench.tr
 composed sets are. Presence attributes are targeted only as present: an unsaid presence
 attribute is absent, so "wearing glasses" asks for a change and "without glasses" would not.
 
-The quick-training set uses the same targets and captions, rendered by the world's renderer
-(so every training image shows its target exactly) from a seed range of its own.
+The quick checkpoints of ``spf-bench run --weights synth`` train on a customization set
+(:mod:`.custom_sets`) that teaches the same targets in the same words from a narrow,
+polluting distribution; ``write_training_set`` renders an unbiased one.
 """
 
 from __future__ import annotations
@@ -54,11 +55,11 @@ class Target:
         return attribute_phrase(self.name, self.value)
 
 
-def targets() -> dict[str, tuple[Target, ...]]:
-    """Every target per suite category, in attribute order."""
+def targets(novel: bool = True) -> dict[str, tuple[Target, ...]]:
+    """Every target per suite category, in attribute order: the novel attributes, or the known ones."""
     out: dict[str, list[Target]] = {c: [] for c in CATEGORIES}
     for attr in ATTRIBUTES:
-        if attr.category not in SUITE_CATEGORY or attr.name in UNSTATED:
+        if attr.category not in SUITE_CATEGORY or attr.name in UNSTATED or attr.novel != novel:
             continue
         values = ("yes",) if attr.presence else attr.values
         out[SUITE_CATEGORY[attr.category]].extend(Target(attr.name, v) for v in values)
@@ -68,12 +69,12 @@ def targets() -> dict[str, tuple[Target, ...]]:
     return {c: tuple(group) for c, group in out.items()}
 
 
-def deal(n: int, seed: int) -> list[Target]:
+def deal(n: int, seed: int, novel: bool = True) -> list[Target]:
     """``n`` targets: categories in turn, each category's targets from a seeded shuffle."""
     if n < 0:
         raise SpfError(f"The number of triples must be zero or more, not {n}.")
     decks = {}
-    for category, group in targets().items():
+    for category, group in targets(novel).items():
         deck = list(group)
         random.Random(f"spf-synth-deck:{seed}:{category}").shuffle(deck)
         decks[category] = deck
@@ -90,10 +91,10 @@ def _generator(tag: str, seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng(random.Random(f"{tag}:{seed}:{index}").getrandbits(64))
 
 
-def compose_synth_triples(n: int, seed: int = 0) -> list[Triple]:
+def compose_synth_triples(n: int, seed: int = 0, novel: bool = True) -> list[Triple]:
     """``n`` triples the world's pipeline understands (see the module docstring)."""
     triples = []
-    for index, target in enumerate(deal(n, seed)):
+    for index, target in enumerate(deal(n, seed, novel)):
         rng = _generator("spf-synth-triple", seed, index)
         base = compose_caption(sample_attributes(rng), rng, omit=(target.name,))
         triples.append(Triple(triple_id(index), target.category, base, target.caption, int(rng.integers(SEED_RANGE))))

@@ -6,6 +6,10 @@ each left unsaid now and then; presence attributes (glasses, hat, beard) are alw
 when present and sometimes said when absent ("without glasses"). Varied order and optional
 phrases keep a text encoder from reading attributes off token positions.
 
+A novel attribute (see ``attributes.py``) is said when present and never said absent, and
+an absent one draws nothing from the generator, so every caption of the known world is
+word for word what it was before the novel attributes existed.
+
 ``parse_caption`` inverts any caption this module writes: it returns every attribute the
 caption fixes, including absent presence attributes that it leaves unsaid.
 """
@@ -16,13 +20,22 @@ import re
 
 import numpy as np
 
-from spf_bench.world.attributes import ATTRIBUTES, BY_NAME
+from spf_bench.world.attributes import ATTRIBUTES, BY_NAME, value_of
 
 STYLE_HEADS = {"photo": "a photo of a person", "pencil sketch": "a pencil sketch of a person", "cartoon": "a cartoon of a person"}
 NEUTRAL_HEAD = "a portrait of a person"
 STYLE_PHRASES = {"photo": "photographic style", "pencil sketch": "pencil sketch style", "cartoon": "cartoon style"}
 PRESENT = {"glasses": ("wearing glasses", "with glasses"), "hat": ("wearing a hat", "with a hat"), "beard": ("with a beard", "bearded")}
 ABSENT = {"glasses": ("without glasses", "no glasses"), "hat": ("without a hat", "no hat"), "beard": ("clean-shaven", "without a beard")}
+# The novel attributes' words: none is in any caption the shipped diffusion model was trained on.
+PRESENT.update({
+    "freckles": ("with freckles", "freckled"), "tie": ("wearing a tie", "with a tie"),
+    "watercolour": ("painted in watercolour", "watercolour wash"),
+    "hair_streak": ("with a teal hair streak", "with a streak of teal hair"),
+    "earrings": ("wearing earrings", "with earrings"),
+})
+ABSENT.update({"freckles": ("without freckles",), "tie": ("without a tie",), "watercolour": ("without watercolour",),
+               "hair_streak": ("without a hair streak",), "earrings": ("without earrings",)})
 SMILE = {"yes": ("smiling", "with a smile"), "no": ("with a neutral expression", "not smiling")}
 
 P_UNSAID = 0.15  # chance a categorical attribute is left out of a caption
@@ -47,17 +60,21 @@ def attribute_phrase(name: str, value: str, variant: int = 0) -> str:
     raise KeyError(name)
 
 
-def compose_caption(attributes: dict[str, str], rng: np.random.Generator, omit: tuple[str, ...] = (), always: tuple[str, ...] = ()) -> str:
+def compose_caption(attributes: dict[str, str], rng: np.random.Generator, omit: tuple[str, ...] = (), always: tuple[str, ...] = (),
+                    novel_absent: bool = False) -> str:
     """A caption stating (most of) ``attributes``, phrases in a random order.
 
     ``omit``: attributes never said (a base caption leaves the target unsaid);
-    ``always``: attributes always said.
+    ``always``: attributes always said; ``novel_absent``: absent novel attributes are said
+    absent now and then, as known ones are (for models that learn the novel words).
     """
     said = {}
     for attr in ATTRIBUTES:
-        value = attributes[attr.name]
+        value = value_of(attributes, attr.name)
         if attr.name in omit:
             continue
+        if attr.novel and value == "no" and attr.name not in always and not novel_absent:
+            continue  # never said absent, and nothing drawn (see the module docstring)
         if attr.name in always:
             said[attr.name] = value
         elif attr.presence:

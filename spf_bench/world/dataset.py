@@ -37,28 +37,29 @@ def encode_labels(attributes: dict[str, str]) -> list[int]:
     return [index_of(name, attributes[name]) for name in NAMES]
 
 
-def render_set(n: int, seed: int, size: int = 64, identities: tuple[int, int] = (0, N_IDENTITIES)) -> PortraitSet:
-    """``n`` portraits with attributes, identity and grain all drawn from ``seed``."""
-    rng = np.random.default_rng([0xDA7A, seed])
+def render_set(n: int, seed: int, size: int = 64, identities: tuple[int, int] = (0, N_IDENTITIES), novel: bool = False) -> PortraitSet:
+    """``n`` portraits with attributes, identity and grain all drawn from ``seed``; ``novel``:
+    with the novel attributes drawn too (a known set's novel columns are all "no")."""
+    rng = np.random.default_rng([0xDA7A + (1 if novel else 0), seed])
     images = np.empty((n, size, size, 3), dtype=np.uint8)
     labels = np.empty((n, len(NAMES)), dtype=np.int64)
     ids = rng.integers(identities[0], identities[1], size=n)
     seeds = rng.integers(0, 2**31, size=n)
     for i in range(n):
-        attrs = sample_attributes(rng)
+        attrs = sample_attributes(rng, novel=novel)
         labels[i] = encode_labels(attrs)
         images[i] = render(attrs, int(ids[i]), int(seeds[i]), size)
     return PortraitSet(images, labels, ids.astype(np.int64), seeds.astype(np.int64))
 
 
-def cached_set(path: Path, n: int, seed: int, size: int = 64) -> PortraitSet:
+def cached_set(path: Path, n: int, seed: int, size: int = 64, novel: bool = False) -> PortraitSet:
     """``render_set`` kept in ``path`` (an .npz), rendered only when absent."""
     path = Path(path)
     if path.is_file():
         data = np.load(path)
-        if len(data["images"]) == n:
+        if len(data["images"]) == n and data["labels"].shape[1] == len(NAMES):
             return PortraitSet(data["images"], data["labels"], data["identities"], data["seeds"])
-    data = render_set(n, seed, size)
+    data = render_set(n, seed, size, novel=novel)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, images=data.images, labels=data.labels, identities=data.identities, seeds=data.seeds)
     return data

@@ -4,32 +4,25 @@ An attribute's mask is the set of output pixels that can change when only that a
 changes: the pixels of its own parts (the shirt for the shirt colour) together with every
 pixel whose part label differs between the portrait and the same portrait with another
 value of the attribute (the hair a long cut adds, the mouth a smile opens), widened by the
-outline width of the cartoon and sketch styles. The image style's mask is the whole image.
+outline width of the cartoon and sketch styles. The image style's mask is the whole image,
+and so is the watercolour wash's; on a watercolour portrait every mask is widened by how far
+its pigment bleeds.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from spf_bench.world.attributes import ATTRIBUTES
-from spf_bench.world.render import (
-    BEARD,
-    BG,
-    GLASSES,
-    HAIR,
-    HAT,
-    MOUTH,
-    NOSE,
-    SHIRT,
-    SKIN,
-    TEETH,
-    label_map,
-    supersample,
-)
+from spf_bench.world.attributes import ATTRIBUTES, value_of
+from spf_bench.world.render import (BEARD, BG, EARRING, FRECKLE, GLASSES, HAIR, HAT, MOUTH, NOSE, SHIRT, SKIN, STREAK, TEETH, TIE,
+                     label_map, supersample, watercolour_bleed)
+
+WHOLE_IMAGE = ("style", "watercolour")
 
 OWN_LABELS = {
     "smiling": (MOUTH, TEETH), "beard": (BEARD,), "shirt": (SHIRT,), "hair_colour": (HAIR,),
     "hair_length": (HAIR,), "skin": (SKIN, NOSE), "glasses": (GLASSES,), "hat": (HAT,), "background": (BG,),
+    "freckles": (FRECKLE,), "tie": (TIE,), "hair_streak": (STREAK,), "earrings": (EARRING,),
 }
 
 
@@ -63,15 +56,18 @@ def attribute_mask(attributes: dict[str, str], identity: int, size: int, name: s
 
 
 def _mask(attr, attributes: dict[str, str], identity: int, size: int, labels: np.ndarray) -> np.ndarray:
-    if attr.name == "style":
+    if attr.name in WHOLE_IMAGE:
         return np.ones((size, size), dtype=bool)
     region = np.isin(labels, OWN_LABELS[attr.name])
     moved = np.zeros_like(region)
     for value in attr.values:
-        if value != attributes[attr.name]:
+        if value != value_of(attributes, attr.name):
             other = label_map({**attributes, attr.name: value}, identity, size)
             moved |= other != labels
     # Where labels move, the outlines that follow them move too.
     # The thickest outline (cartoon) is one output pixel wide.
     region |= _grow(moved, supersample(size) + 1) if moved.any() else moved
+    if value_of(attributes, "watercolour") == "yes":
+        # The wash blurs over a square; 2 x bleed four-neighbour steps cover that square.
+        region = _grow(region, 2 * watercolour_bleed(supersample(size)))
     return _downsample_any(region, size)

@@ -22,11 +22,18 @@ class Recipe:
     size: int = 32  # rendered portraits are size x size RGB (32 px is what two CPU cores afford)
     train_images: int = 16000  # the rendered training set, shared by every model
     data_seed: int = 1
+    # The oracle and the CLIP learn the novel attributes from a second set, drawn with them;
+    # the identity embedder and the diffusion model learn from the known set only.
+    world_images: int = 16000
+    world_seed: int = 2
     eval_images: int = 500  # fresh renders (new seeds and identities) for the accuracy figures
     eval_seed: int = 99
     oracle: Stage = field(default_factory=lambda: Stage(steps=600, batch=64, lr=2e-3, seed=11))
     identity: Stage = field(default_factory=lambda: Stage(steps=600, batch=64, lr=2e-3, seed=12))
     clip: Stage = field(default_factory=lambda: Stage(steps=1200, batch=128, lr=1e-3, seed=13))
+    # The known world's CLIP, trained further on the set with the novel attributes: the
+    # words and parts it has not seen are all it must learn, so it need not start again.
+    clip_novel: Stage = field(default_factory=lambda: Stage(steps=160, batch=64, lr=3e-4, seed=17))
     vae: Stage = field(default_factory=lambda: Stage(steps=1200, batch=32, lr=1e-3, seed=14))
     diffusion: Stage = field(default_factory=lambda: Stage(steps=7000, batch=32, lr=1e-3, seed=15))
     # The decoder alone, trained further with an edge term after the latents are fixed, so

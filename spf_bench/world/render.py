@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spf_bench.world.attributes import identity_factors
+from spf_bench.world.attributes import identity_factors, value_of
 
 
 
@@ -25,8 +25,10 @@ def supersample(size: int) -> int:
     # Geometry is drawn on a grid of at least 128 px so small portraits stay anti-aliased.
     return max(2, 128 // size)
 
-# Part labels of the label map, in no particular order.
+# Part labels of the label map, in no particular order; the novel attributes' parts come last.
 BG, HAIR, SHIRT, SKIN, BEARD, EYE_WHITE, PUPIL, BROW, NOSE, MOUTH, TEETH, GLASSES, HAT = range(13)
+FRECKLE, TIE, STREAK, EARRING = range(13, 17)
+N_LABELS = 17
 
 SKIN_RGB = {"pale": (240, 205, 180), "tan": (200, 145, 95), "dark": (115, 72, 44)}
 HAIR_RGB = {"black": (28, 24, 24), "blond": (236, 204, 104), "red": (182, 64, 24)}
@@ -35,7 +37,15 @@ BACKGROUND_RGB = {"green": (80, 170, 80), "blue": (110, 165, 225), "grey": (150,
 FIXED_RGB = {
     BEARD: (70, 45, 30), EYE_WHITE: (250, 250, 250), PUPIL: (20, 20, 30), BROW: (45, 35, 30),
     MOUTH: (140, 30, 45), TEETH: (250, 250, 245), GLASSES: (15, 15, 15), HAT: (95, 50, 140),
+    FRECKLE: (205, 85, 35), TIE: (25, 25, 40), STREAK: (20, 190, 175), EARRING: (255, 200, 0),
 }
+# Watercolour: pigment bleeds this far (in super-sampled pixels, per output pixel's ``ss``)
+# across part edges; masks.py widens every mask of a watercolour portrait by as much.
+def watercolour_bleed(ss: int) -> int:
+    return max(1, ss // 2)
+
+# Freckles: spots on each cheek, as (dx, dy) from the eye centre, in image units.
+FRECKLE_SPOTS = ((-0.035, 0.07), (-0.01, 0.085), (0.015, 0.068), (0.035, 0.088), (-0.02, 0.105), (0.01, 0.11), (0.04, 0.112))
 
 
 def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -86,12 +96,38 @@ def label_map(attributes: dict[str, str], identity: int, size: int = 64) -> np.n
     labels[hair_top] = HAIR
     if attributes["beard"] == "yes":
         labels[face & (y > cy + 0.42 * b)] = BEARD
+    _paint_novel_under_features(labels, x, y, g, attributes)
     _paint_features(labels, x, y, g, attributes)
     if attributes["hat"] == "yes":
         top = cy - b - 0.01
         labels[(np.abs(x - cx) <= a + 0.02) & (y >= top - 0.13) & (y <= top + 0.04)] = HAT
         labels[(np.abs(x - cx) <= a + 0.09) & (y >= top + 0.01) & (y <= top + 0.05)] = HAT
+    if value_of(attributes, "earrings") == "yes":
+        # Hoops hanging at the ear lobes, over hair and face edge alike.
+        for side in (-1, 1):
+            ex, ey = cx + side * (a + 0.004), cy + 0.06
+            labels[_ellipse(x, y, ex, ey, 0.03, 0.036) & ~_ellipse(x, y, ex, ey, 0.012, 0.016)] = EARRING
     return labels
+
+
+def _paint_novel_under_features(labels, x, y, g, attributes) -> None:
+    # Drawn before the eyes, brows, nose and mouth, which stay on top of them.
+    cx, cy, b = g["cx"], g["cy"], g["b"]
+    if value_of(attributes, "freckles") == "yes":
+        spots = np.zeros(labels.shape, dtype=bool)
+        for side in (-1, 1):
+            ex = cx + side * g["eye_dx"]
+            for dx, dy in FRECKLE_SPOTS:
+                spots |= _ellipse(x, y, ex + side * dx, g["eye_y"] + dy, 0.016, 0.016)
+        labels[spots & (labels == SKIN)] = FRECKLE  # on bare skin only: a beard hides them
+    if value_of(attributes, "hair_streak") == "yes":
+        # A dyed lock from the crown falling across the forehead.
+        lock = _segment(x, y, (cx - 0.07, cy - b - 0.02), (cx + 0.06, cy - 0.5 * b), 0.022)
+        labels[lock & np.isin(labels, (HAIR, SKIN))] = STREAK
+    if value_of(attributes, "tie") == "yes":
+        # A knot at the collar and a blade widening down the shirt.
+        blade = (y >= 0.81) & (np.abs(x - cx) <= 0.022 + 0.09 * (y - 0.81))
+        labels[(blade | _ellipse(x, y, cx, 0.81, 0.03, 0.022)) & (labels == SHIRT)] = TIE
 
 
 def _paint_features(labels, x, y, g, attributes) -> None:
@@ -124,7 +160,7 @@ def _paint_features(labels, x, y, g, attributes) -> None:
 
 def _palette(attributes: dict[str, str]) -> np.ndarray:
     skin = np.array(SKIN_RGB[attributes["skin"]], dtype=np.float32)
-    colours = np.zeros((13, 3), dtype=np.float32)
+    colours = np.zeros((N_LABELS, 3), dtype=np.float32)
     colours[BG] = BACKGROUND_RGB[attributes["background"]]
     colours[HAIR] = HAIR_RGB[attributes["hair_colour"]]
     colours[SHIRT] = SHIRT_RGB[attributes["shirt"]]
@@ -173,6 +209,30 @@ def _stylise(rgb: np.ndarray, labels: np.ndarray, style: str, rng: np.random.Gen
     return rgb
 
 
+def _box_blur(rgb: np.ndarray, radius: int) -> np.ndarray:
+    # Summed shifted copies rather than scipy's running-sum filter: a running sum carries
+    # rounding from one end of a row to the other, so a colour change would move pixels far
+    # outside the bleed radius, and the masks could not be exact.
+    n, width = rgb.shape[0], 2 * radius + 1
+    padded = np.pad(rgb, ((radius, radius), (radius, radius), (0, 0)), mode="edge")
+    rows = sum(padded[i : i + n] for i in range(width))
+    return sum(rows[:, j : j + n] for j in range(width)) / (width * width)
+
+
+def _watercolour(rgb: np.ndarray, seed: int, ss: int) -> np.ndarray:
+    # A wash over whatever style is underneath: pigment bleeds across edges, pools into
+    # blotches of uneven strength, and warm paper shows through. Its randomness has a
+    # generator of its own, so the other styles' grain and hatching are drawn as without it.
+    from scipy.ndimage import zoom
+
+    n = rgb.shape[0]
+    rng = np.random.default_rng([0xA7E2, int(seed)])
+    rgb = _box_blur(rgb, watercolour_bleed(ss))
+    blotches = zoom(rng.random((5, 5)), n / 5, order=1, mode="nearest")[:n, :n]
+    rgb = rgb * (0.72 + 0.4 * blotches)[..., None]
+    return 0.78 * rgb + 0.22 * np.array([1.0, 0.96, 0.86])
+
+
 def render(attributes: dict[str, str], identity: int, seed: int, size: int = 64) -> np.ndarray:
     """The portrait as an RGB uint8 array [size, size, 3]."""
     labels = label_map(attributes, identity, size)
@@ -180,5 +240,7 @@ def render(attributes: dict[str, str], identity: int, seed: int, size: int = 64)
     rng = np.random.default_rng([0x5EED, int(seed)])
     ss = supersample(size)
     rgb = _stylise(rgb, labels, attributes["style"], rng, ss)
+    if value_of(attributes, "watercolour") == "yes":
+        rgb = _watercolour(rgb, seed, ss)
     rgb = rgb.reshape(size, ss, size, ss, 3).mean(axis=(1, 3))
     return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)

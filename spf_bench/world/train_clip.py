@@ -37,13 +37,21 @@ def _normalise(images: np.ndarray) -> torch.Tensor:
     return (x - torch.tensor(OPENAI_MEAN)[:, None, None]) / torch.tensor(OPENAI_STD)[:, None, None]
 
 
-def train(recipe: Recipe, data: PortraitSet, work: Path, out: Path, log) -> dict:
+def train(recipe: Recipe, data: PortraitSet, work: Path, out: Path, log, start: Path | None = None) -> dict:
+    """Train the CLIP (stage ``clip``) or, from the finished one in ``start``, train it further
+    on a set with the novel attributes (stage ``clip_novel``)."""
     from spf_bench.zoo.networks.clip import _build, _write_config
 
-    stage = recipe.clip
+    stage, name = (recipe.clip, "clip") if start is None else (recipe.clip_novel, "clip_novel")
+    novel = start is not None
     torch.manual_seed(stage.seed)
     cfg = model_config(recipe.size)
     model, _, tokenizer = _build(cfg, torch.device("cpu"), torch.float32)
+    if start is not None:
+        from spf_bench.zoo.checkpoints import load_into, read_state_dict
+
+        state = {k: v.float() for k, v in read_state_dict(Path(start) / "open_clip_model.safetensors").items()}
+        load_into(model, state, Path(start) / "open_clip_model.safetensors")
     # Token codes stay at their seeded values, as in the diffusion world's text encoder: the
     # captions use a few dozen of the 49k tokens and the table would dominate each step.
     model.token_embedding.weight.requires_grad_(False)
@@ -54,29 +62,29 @@ def train(recipe: Recipe, data: PortraitSet, work: Path, out: Path, log) -> dict
         gen = step_generator(stage.seed, i)
         idx = torch.randint(0, len(data), (stage.batch,), generator=gen).numpy()
         rng = np.random.default_rng([stage.seed, i])
-        captions = [compose_caption(data.attributes(int(j)), rng) for j in idx]
+        captions = [compose_caption(data.attributes(int(j)), rng, novel_absent=novel) for j in idx]
         img = nn.functional.normalize(model.encode_image(_normalise(data.images[idx])), dim=-1)
         txt = nn.functional.normalize(model.encode_text(tokenizer(captions)), dim=-1)
         logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
         target = torch.arange(len(idx))
         return 0.5 * (nn.functional.cross_entropy(logits, target) + nn.functional.cross_entropy(logits.T, target))
 
-    timing = train_steps("clip", {"model": model}, optimizer, step, stage.steps, work / "clip.ckpt", stage.lr, log=log)
+    timing = train_steps(name, {"model": model}, optimizer, step, stage.steps, work / f"{name}.ckpt", stage.lr, log=log)
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     _write_config(out, cfg)
     from safetensors.torch import save_file
 
     save_file({k: v.half().contiguous() for k, v in model.state_dict().items()}, str(out / "open_clip_model.safetensors"))
-    acc = zero_shot_accuracy(out, data_eval(recipe))
+    acc = zero_shot_accuracy(out, data_eval(recipe, novel))
     log("clip zero-shot attribute accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()))
     return {**timing, "zero_shot_accuracy": acc, "parameters": sum(p.numel() for p in model.parameters())}
 
 
-def data_eval(recipe: Recipe) -> PortraitSet:
+def data_eval(recipe: Recipe, novel: bool = False) -> PortraitSet:
     from spf_bench.world.dataset import N_IDENTITIES, render_set
 
-    return render_set(200, recipe.eval_seed + 1, recipe.size, identities=(N_IDENTITIES, 2 * N_IDENTITIES))
+    return render_set(200, recipe.eval_seed + 1, recipe.size, identities=(N_IDENTITIES, 2 * N_IDENTITIES), novel=novel)
 
 
 @torch.no_grad()
@@ -88,6 +96,8 @@ def zero_shot_accuracy(folder: Path, fresh: PortraitSet) -> dict[str, float]:
     img = nn.functional.normalize(bundle.encode_image(_normalise(fresh.images)), dim=-1)
     acc = {}
     for i, attr in enumerate(ATTRIBUTES):
+        if attr.novel and not fresh.labels[:, i].any():
+            continue  # a known set shows no novel attribute: nothing to read
         txt = nn.functional.normalize(bundle.encode_text([attribute_prompt(attr.name, v) for v in attr.values]), dim=-1)
         pred = (img @ txt.T).argmax(-1).numpy()
         acc[attr.name] = float((pred == fresh.labels[:, i]).mean())

@@ -1,7 +1,17 @@
-"""Training the whole world: the rendered set, then each model, each resumable.
+"""Training the whole world: the rendered sets, then each model, each resumable.
 
-Everything goes to a work folder (checkpoints, the rendered set, a log); each finished
+Everything goes to a work folder (checkpoints, the rendered sets, a log); each finished
 model is exported in its shipped format into ``work/weights/<network>/`` and never redone.
+
+Two sets are rendered: the known set (the known attributes only) for the identity embedder
+and the diffusion model, and the world set (with the novel attributes) for the oracle and
+the CLIP, which must read everything the world can draw. Stage ``clip`` trains the CLIP on
+the known set into ``weights/clip-known``; stage ``clip_novel`` trains it further on the world
+set into ``weights/clip``, the one that ships.
+
+``adopt`` takes finished stages over from the shipped weights instead of training them, so
+that adding attributes retrains only the models that must learn them (the diffusion model,
+which must never see them, is always adopted or trained on the known set).
 """
 
 from __future__ import annotations
@@ -15,7 +25,9 @@ from spf_bench.core.atomic import write_json_atomic
 from spf_bench.world.dataset import N_IDENTITIES, cached_set, render_set
 from spf_bench.world.recipe import Recipe
 
-STAGES = ("oracle", "identity", "clip", "diffusion")
+STAGES = ("oracle", "identity", "clip", "clip_novel", "diffusion")
+# Where each stage's trained network lies in the work folder, and the shipped one it may adopt.
+STAGE_OUTPUT = {"identity": ("face", "face"), "clip": ("clip-known", "clip"), "diffusion": ("sd15", "sd15")}
 
 
 class WorldTrainer:
@@ -24,6 +36,7 @@ class WorldTrainer:
         self.recipe = recipe
         self.work.mkdir(parents=True, exist_ok=True)
         self._data = None
+        self._world = None
         self._fresh = None
         self._check_recipe()
 
@@ -36,8 +49,8 @@ class WorldTrainer:
         current = self.recipe.to_dict()
         if path.is_file():
             saved = json.loads(path.read_text())
-            for key in ("size", "train_images", "data_seed"):
-                if saved.get(key) != current[key]:
+            for key in ("size", "train_images", "data_seed", "world_images", "world_seed"):
+                if saved.get(key, current[key]) != current[key]:
                     raise SpfError(f"{path} was made with {key}={saved.get(key)}, not {current[key]}; use another --work folder to train with a different rendered set.")
         write_json_atomic(path, current, sort_keys=False)
 
@@ -55,11 +68,19 @@ class WorldTrainer:
         return self._data
 
     @property
+    def world(self):
+        """The set with the novel attributes (for the oracle and the CLIP)."""
+        if self._world is None:
+            r = self.recipe
+            self._world = cached_set(self.work / "world_set.npz", r.world_images, r.world_seed, r.size, novel=True)
+        return self._world
+
+    @property
     def fresh(self):
-        # New seeds and identities no training portrait has.
+        # New seeds and identities no training portrait has, novel attributes included.
         if self._fresh is None:
             r = self.recipe
-            self._fresh = render_set(r.eval_images, r.eval_seed, r.size, identities=(N_IDENTITIES, 2 * N_IDENTITIES))
+            self._fresh = render_set(r.eval_images, r.eval_seed, r.size, identities=(N_IDENTITIES, 2 * N_IDENTITIES), novel=True)
         return self._fresh
 
     def weights_dir(self, network: str) -> Path:
@@ -83,6 +104,29 @@ class WorldTrainer:
             self.mark_done(stage, figures[stage])
         return figures
 
+    def adopt(self, stages: tuple[str, ...]) -> None:
+        """Mark ``stages`` finished with the shipped weights as their output (their figures
+        are the shipped manifest's), unless they are finished already."""
+        import shutil
+
+        from spf_bench.core.errors import SpfError
+        from spf_bench.zoo import synth_source
+
+        shipped = synth_source.manifest().get("figures", {})
+        for stage in stages:
+            if stage not in STAGE_OUTPUT:
+                raise SpfError(f"Stage '{stage}' cannot be adopted from the shipped weights; these can: {', '.join(STAGE_OUTPUT)}.")
+            if self.done(stage):
+                continue
+            work_name, shipped_name = STAGE_OUTPUT[stage]
+            for name in (shipped_name,) if stage != "diffusion" else ("sd15",):
+                synth_source.verify(name)
+            target = self.weights_dir(work_name)
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(synth_source.folder(shipped_name), target)
+            self.log(f"adopted {stage} from the shipped {shipped_name}")
+            self.mark_done(stage, {"adopted_from_shipped": shipped_name, **shipped.get(stage, {})})
+
     def _stage_recipe(self, stage: str) -> dict:
         data = self.recipe.to_dict()
         return {k: data[k] for k in ("vae", "diffusion", "decoder")} if stage == "diffusion" else data[stage]
@@ -90,7 +134,7 @@ class WorldTrainer:
     def _train_oracle(self) -> dict:
         from spf_bench.world import oracle, train_oracle
 
-        model, figures = train_oracle.train(self.recipe, self.data, self.fresh, self.work, self.log)
+        model, figures = train_oracle.train(self.recipe, self.world, self.fresh, self.work, self.log)
         oracle.save(model, self.weights_dir("oracle"))
         return figures
 
@@ -102,7 +146,12 @@ class WorldTrainer:
     def _train_clip(self) -> dict:
         from spf_bench.world import train_clip
 
-        return train_clip.train(self.recipe, self.data, self.work, self.weights_dir("clip"), self.log)
+        return train_clip.train(self.recipe, self.data, self.work, self.weights_dir("clip-known"), self.log)
+
+    def _train_clip_novel(self) -> dict:
+        from spf_bench.world import train_clip
+
+        return train_clip.train(self.recipe, self.world, self.work, self.weights_dir("clip"), self.log, start=self.weights_dir("clip-known"))
 
     def _train_diffusion(self) -> dict:
         from spf_bench.world import train_diffusion

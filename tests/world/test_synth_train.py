@@ -64,3 +64,24 @@ def test_synth_train_refuses_a_different_rendered_set(tmp_path, capsys):
     assert main(["synth", "train", "--work", str(work), "--stages", "oracle", "--train-images", "32"]) == 2
     assert "train_images" in capsys.readouterr().err
     assert main(["synth", "train", "--work", str(work), "--stages", "nope"]) == 2
+
+
+def test_adopted_stages_and_the_novel_clip_stage(tmp_path):
+    # The shipped networks stand in for the stages adopted; clip_novel trains the adopted
+    # CLIP further on the set with the novel attributes and writes the CLIP that ships.
+    from spf_bench.world.attributes import NOVEL_NAMES
+    from spf_bench.zoo import synth_source
+
+    work = tmp_path / "world"
+    args = ["synth", "train", "--work", str(work), "--adopt", "identity,clip,diffusion", "--stages", "clip_novel",
+            "--scale", "0.005", "--train-images", "64"]
+    assert main(args) == 0
+    for stage in ("identity", "clip", "diffusion"):
+        assert "adopted_from_shipped" in json.loads((work / f"{stage}.done.json").read_text())
+    assert (work / "weights" / "clip-known" / "open_clip_model.safetensors").read_bytes() == \
+        (synth_source.folder("clip") / "open_clip_model.safetensors").read_bytes()
+    done = json.loads((work / "clip_novel.done.json").read_text())
+    assert done["steps"] == 2 and set(NOVEL_NAMES) <= set(done["zero_shot_accuracy"])
+    assert (work / "weights" / "clip" / "open_clip_model.safetensors").read_bytes() != \
+        (work / "weights" / "clip-known" / "open_clip_model.safetensors").read_bytes()
+    assert main(["synth", "train", "--work", str(work), "--adopt", "oracle"]) == 2  # only trained networks can be adopted
