@@ -80,8 +80,8 @@ def main(argv=None) -> dict:
     dtype = parse_dtype(args.dtype or ("float16" if device.type == "cuda" else "float32"))
     n = args.n or (16 if args.weights == "tiny" else 2)
     settings = settings_for(args.weights, args.sampler, args.steps, None, args.size)
-    jobs = [Job(t.id, t.full_caption, t.seed) for t in compose_triples(n, seed=0)]
-    warm = [Job("warm", jobs[0].prompt, 1)]
+    jobs = [Job(t.id, t.base_caption, t.seed, t.target_caption) for t in compose_triples(n, seed=0)]
+    warm = [Job("warm", jobs[0].base_caption, 1, jobs[0].target_caption)]
 
     reference = build_method("base", args.weights, device=device, dtype=torch.float32).pipe
     reference.scheduler = scheduler_for(reference, settings.sampler)  # same sampler on both sides

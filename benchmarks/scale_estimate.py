@@ -36,9 +36,9 @@ SCRFD_FLOPS = 10e9
 
 
 def tab1_methods() -> list[str]:
-    from spf_bench.results.tables import LAYOUTS
+    from spf_bench.results.tables import table_layout
 
-    return [row[0] for row in LAYOUTS["tab1"].rows]
+    return [row[0] for row in table_layout("tab1").rows]
 
 
 def count(fn) -> float:

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from spf_bench.core.agreement import check_agreement
-from spf_bench.core.atomic import write_bytes_atomic, link_atomic
+from spf_bench.core.atomic import link_atomic, sweep_stale_temporaries, write_bytes_atomic
 from spf_bench.generation.base_model import base_sha256, dtype_name, parse_dtype
 from spf_bench.triples.compose import compose_for
 from spf_bench.core.errors import SpfError
@@ -37,7 +37,7 @@ from spf_bench.generation.sampling import (
 from spf_bench.methods.training import QuickTraining, checkpoint_for
 from spf_bench.methods.registry import MethodModel, build_method, canonical_method, get_method
 from spf_bench.metrics.fid import reset_small_set_warning
-from spf_bench.generation.protocol import DEFAULT_TRIPLES, eval_options_for, settings_for
+from spf_bench.generation.protocol import eval_options_for, settings_for, source_record
 from spf_bench.triples.triple_set import TripleSet, build_triple_set, load_triple_set
 from spf_bench.core import paths
 from spf_bench.core.progress import progress_shown
@@ -99,6 +99,8 @@ def _run_benchmark(req: RunRequest) -> dict:
         req.processes = distributed_state()
     if req.processes is not None:
         req.device = req.processes.device
+    if _is_main(req):
+        _sweep(out, req.report)
     clock = time.perf_counter()
     with _main_first(req.processes):
         ts = _triple_set(req, out)
@@ -127,12 +129,21 @@ def _options(req: RunRequest) -> dict:
             "eval options": json.dumps(req.eval_options, sort_keys=True, default=str)}
 
 
+def _sweep(out: Path, report) -> None:
+    """Remove the temporaries that killed processes left in the run folder and in the cache
+    (generations, trained checkpoints, training sets, features, the tiny zoo): a temporary
+    whose writer is alive is kept."""
+    removed = sum(sweep_stale_temporaries(folder) for folder in (out, paths.cache_dir()) if folder.is_dir())
+    if removed:
+        report(f"removed {removed} unfinished temporaries that killed runs left behind")
+
+
 def _triple_set(req: RunRequest, out: Path) -> TripleSet:
     if req.triples is not None:
         ts = load_triple_set(req.triples)
     else:
         folder = out / "triples"
-        n = req.n_triples if req.n_triples is not None else DEFAULT_TRIPLES.get(req.weights, 10)
+        n = req.n_triples if req.n_triples is not None else source_record(req.weights).n_triples
         settings = req.settings or settings_for(req.weights)
         dtype = parse_dtype(req.dtype or "float32")
         build_triple_set(folder, compose_for(req.weights, n, seed=req.triple_seed), weights=req.weights, settings=settings,
@@ -153,18 +164,16 @@ def run_method(req: RunRequest, ts: TripleSet, name: str, folder: Path, networks
     clock = time.perf_counter()
     if checkpoint is None and spec.checkpoint is not None:
         with _main_first(req.processes):
-            checkpoint = checkpoint_for(name, req.weights, req.quick, report=req.report)
+            checkpoint = checkpoint_for(name, req.weights, req.quick, report=req.report, device=str(req.device))
         req.report(f"{name}: checkpoint ready in {time.perf_counter() - clock:.1f} s")
     dtype = parse_dtype(req.dtype or ts.info.get("dtype", "float32"))
     started = time.perf_counter()
-    # Every builder may learn each prompt's (base, target) split; Magnet needs it to know which
-    # words are the attribute, since the generator hands over only the joined prompt.
-    captions = {t.full_caption: (t.base_caption, t.target_caption) for t in ts.triples}
-    model = build_method(name, req.weights, checkpoint, device=req.device, dtype=dtype, options={"captions": captions})
+    model = build_method(name, req.weights, checkpoint, device=req.device, dtype=dtype)
     check_agreement({f"{name}'s model": model.fingerprint}, "this benchmark launch")
     settings = ts.settings
     cache_root = paths.cache_dir() / "generations"
-    jobs = [Job(t.id, t.full_caption, t.seed) for t in ts.triples]
+    # the captions travel apart: a method that treats the target differently (Magnet) reads them so
+    jobs = [Job(t.id, t.base_caption, t.seed, t.target_caption) for t in ts.triples]
     _render(model, jobs, settings, folder / "images", cache_root, req, name)
     if req.reconstruction:
         _reconstruct(model, ts, name, folder / "reconstruction", cache_root, req)
@@ -205,7 +214,7 @@ def _render(model: MethodModel, jobs: list[Job], settings: GenerationSettings, f
 
 
 def _reconstruct(model: MethodModel, ts: TripleSet, name: str, folder: Path, cache_root: Path, req: RunRequest) -> None:
-    if name == "base":
+    if get_method(name).draws_originals:
         if not _is_main(req):
             return
         # The base model on the base caption with the set's seed and settings *is* the

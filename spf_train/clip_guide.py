@@ -1,8 +1,9 @@
 """CLIP as the response-enhancement loss and the SFCM's relevance scores use it.
 
 Images enter as tensors in [-1, 1] and stay differentiable: they are resized to CLIP's input
-size (bicubic, antialiased) and normalised with CLIP's constants, the tensor twin of
-open_clip's preprocessing for square images. Text embeddings carry no gradient and are
+size (antialiased, with the interpolation of the CLIP folder's preprocessing) and normalised
+with its mean and std, the tensor twin of open_clip's preprocessing for square images (for
+which every resize mode is the same). Text embeddings carry no gradient and are
 cached per string, since the same captions recur every epoch.
 """
 
@@ -43,10 +44,12 @@ class ClipGuide:
     def pixels_for_clip(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [-1, 1] -> CLIP's normalised input, differentiably."""
         x = (images.float() + 1.0) / 2.0
+        cfg = getattr(self.bundle, "preprocess_cfg", None) or {}
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bicubic", align_corners=False, antialias=True)
-        mean = torch.tensor(OPENAI_MEAN, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(OPENAI_STD, device=x.device).view(1, 3, 1, 1)
+            mode = "bilinear" if cfg.get("interpolation") == "bilinear" else "bicubic"
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode=mode, align_corners=False, antialias=True)
+        mean = torch.tensor(cfg.get("mean", OPENAI_MEAN), device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(cfg.get("std", OPENAI_STD), device=x.device).view(1, 3, 1, 1)
         return ((x - mean) / std).to(self.dtype)
 
     def image_embeddings(self, images: torch.Tensor) -> torch.Tensor:

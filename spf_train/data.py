@@ -23,17 +23,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from spf_bench.core.captions import join_caption
 from spf_bench.core.errors import SpfError
 
 METADATA_FILE = "metadata.jsonl"
 REQUIRED_FIELDS = ("file_name", "base_caption", "target_caption", "category")
 MASK_FIELD = "target_mask"
-
-
-def join_caption(base: str, target: str) -> str:
-    """c = c_b ⊕ c_t, joined with ", " (an empty target leaves c_b unchanged)."""
-    base, target = base.strip(), target.strip()
-    return f"{base}, {target}" if target else base
 
 
 @dataclass(frozen=True)

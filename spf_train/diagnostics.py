@@ -20,7 +20,8 @@ from PIL import Image
 
 from spf_train.capture import AttentionRecord, capturing
 from spf_train.clip_guide import ClipGuide
-from spf_train.data import image_to_tensor, join_caption
+from spf_bench.core.captions import join_caption
+from spf_train.data import image_to_tensor
 from spf_train.models import encode_text, load_clip, load_pipeline, native_resolution, training_scheduler
 from spf_train.sfcm import SfcmBuilder
 

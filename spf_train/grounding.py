@@ -24,7 +24,7 @@ import re
 
 from spf_bench.core.errors import SpfError
 
-from spf_train.data import join_caption
+from spf_bench.core.captions import join_caption
 
 # Person nouns of portrait captions, longest first so "grandmother" wins over "mother".
 SUBJECT_WORDS = tuple(sorted((

@@ -147,12 +147,28 @@ def make_accelerator(config: TrainConfig):
     if config.mixed_precision not in ("no", "fp16", "bf16"):
         raise SpfError(f"mixed_precision must be no, fp16 or bf16, not '{config.mixed_precision}'.")
     _allow_new_single_process_state()
+    _select_gpu(config.device)
     return Accelerator(
         mixed_precision=config.mixed_precision,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         cpu=config.device == "cpu",
         project_config=ProjectConfiguration(project_dir=config.output_dir),
     )
+
+
+def _select_gpu(device: str) -> None:
+    """Make ``cuda:N`` the current GPU: a single-process Accelerator trains on the current one."""
+    if not device or device == "cpu":
+        return
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise SpfError(f"device must be empty, cpu, cuda or cuda:N, not '{device}'.") from None
+    if chosen.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SpfError(f"The device '{device}' was asked for but torch sees no CUDA GPU here.")
+        if chosen.index is not None:
+            torch.cuda.set_device(chosen.index)
 
 
 def _allow_new_single_process_state() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from spf_bench.core.cli import add_device_argument
 from spf_bench.core.errors import SpfError
 from spf_bench.generation.base_model import parse_device
 from spf_bench.metrics import registry
@@ -24,7 +25,7 @@ def register(subparsers) -> None:
     parser.add_argument("--weights", default="tiny", help="weight source of the metric networks: tiny, random, pretrained or synth")
     parser.add_argument("--out", type=Path, default=None, help="where per_pair.csv and summary.json go (default: the method run folder)")
     parser.add_argument("--metrics", default=None, help="comma-separated metrics to score (" + registry.help_text() + ")")
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: the first GPU if any)")
+    add_device_argument(parser)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
     parser.add_argument("--fid-bootstrap", type=int, default=100, help="resamples for FID's interval (each recomputes FID)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from spf_bench.methods.registry import proposed_method
 from spf_bench.results.report import ReportOptions, build_report
 from spf_bench.core.errors import SpfError
 from spf_bench.results.runs import load_runs
@@ -30,7 +31,7 @@ def register(subparsers) -> None:
     parser.add_argument("--grid-triples", nargs="+", default=[], metavar="ID",
                         help="triple ids to draw comparison grids for (default: one per category)")
     parser.add_argument("--reference-method", default=None, metavar="METHOD",
-                        help="method the significance tests compare every other one with (default: ours)")
+                        help=f"method the significance tests compare every other one with (default: {proposed_method()})")
     parser.add_argument("--compare", nargs=2, default=None, metavar=("A", "B"),
                         help="also print the paired test of B against A per metric")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from spf_bench.core.cli import add_device_argument
 from spf_bench.generation.base_model import parse_device
 from spf_bench.benchmark import RunRequest, run_benchmark
 from spf_bench.methods.training import QuickTraining
-from spf_bench.methods.registry import known_methods, parse_checkpoint_args, read_methods_file
-from spf_bench.generation.protocol import settings_for
+from spf_bench.methods.checkpoint_files import parse_checkpoint_args, read_methods_file
+from spf_bench.methods.registry import known_methods
+from spf_bench.generation.protocol import WEIGHT_SOURCES, per_source, quick_training_sources, settings_for
 from spf_bench.metrics import registry
 
 
@@ -23,22 +25,22 @@ def register(subparsers) -> None:
     p.add_argument("--method", action="append", required=True, metavar="NAME",
                    help=f"method to run (repeatable); one of: {', '.join(known_methods())}")
     p.add_argument("--triples", type=Path, help="triple set folder (default: build a small one in OUT/triples)")
-    p.add_argument("--weights", default="tiny", help="base model weights: tiny, synth, random or pretrained (default: tiny; the README's main command uses synth)")
+    p.add_argument("--weights", default="tiny", help=f"base model weights: {', '.join(WEIGHT_SOURCES)} (default: tiny; the README's main command uses synth)")
     p.add_argument("--out", type=Path, default=Path("runs"), help="results folder (default: runs/)")
     p.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
-                   help="checkpoint of a method (repeatable); on tiny and synth, missing ones are trained and cached")
+                   help=f"checkpoint of a method (repeatable); on {' and '.join(quick_training_sources())}, missing ones are trained and cached")
     p.add_argument("--methods-file", type=Path, help="YAML, JSON or TOML file mapping method names to checkpoints")
     p.add_argument("--reconstruction", action="store_true",
                    help="also generate from the base caption alone and score it against the originals (doubles the cost)")
-    p.add_argument("--n", type=int, help="triples in the set built when --triples is not given (default: 10 on tiny, 60 on synth)")
+    p.add_argument("--n", type=int, help=f"triples in the set built when --triples is not given (default: {per_source(lambda r: r.n_triples)})")
     p.add_argument("--seed", type=int, default=0, help="seed of the set built when --triples is not given")
     p.add_argument("--steps", type=int, help="sampling steps of a set built here (a given set brings its own)")
     p.add_argument("--size", type=int, help="image size of a set built here")
     p.add_argument("--batch-size", type=int, default=8, help="images per generation batch")
-    p.add_argument("--device", help="cpu, cuda or cuda:N (default: the first GPU if any)")
+    add_device_argument(p)
     p.add_argument("--dtype", help="float32, float16 or bfloat16 (default: the triple set's)")
     p.add_argument("--train-steps", type=int, default=QuickTraining.steps,
-                   help="optimizer steps of automatically trained tiny / synth checkpoints (default: the source's)")
+                   help=f"optimizer steps of automatically trained {' / '.join(quick_training_sources())} checkpoints (default: the source's)")
     p.add_argument("--metric", action="append", dest="metrics", metavar="NAME",
                    help="score only these metrics (repeatable; " + registry.help_text() + ")")
     p.add_argument("--no-world-metrics", action="store_true",

@@ -39,7 +39,7 @@ def register(subparsers) -> None:
     lab.add_argument("--out", type=Path, required=True, help="folder for the sets, checkpoints, images and summary (resumable)")
     lab.add_argument("--target", default="glasses=yes", help="ATTRIBUTE=VALUE every fine-tuning image shows (default glasses=yes)")
     lab.add_argument("--spurious", default="background=green", help="ATTRIBUTE=VALUE correlated with it (default background=green)")
-    from spf_bench.lab.methods import DEFAULT_METHODS, LAB_METHODS  # a light table: no torch import
+    from spf_bench.lab.methods import DEFAULT_METHODS, LAB_METHODS  # the registry's trainable methods
 
     lab.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                      help=f"comma-separated lab methods, of: {', '.join(LAB_METHODS)} (default: {','.join(DEFAULT_METHODS)})")

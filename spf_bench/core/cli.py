@@ -29,6 +29,15 @@ def build_parser(prog: str, package: str, modules: tuple[str, ...], description:
     return parser
 
 
+DEVICE_HELP = "cpu, cuda or cuda:N (default: the first GPU if any, else the CPU)"
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """``--device``, defaulting the same way in every command (resolved by
+    ``spf_bench.generation.base_model.parse_device``, None meaning the first GPU if any)."""
+    parser.add_argument("--device", default=None, help=DEVICE_HELP)
+
+
 def quiet_libraries() -> None:
     """Keep the libraries' loading chatter out of the suite's own progress output.
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from spf_bench.core.errors import SpfError
+from spf_bench.triples.triple_set import MANIFEST, load_triple_set
 
 
 @dataclass
@@ -21,22 +20,13 @@ class Pair:
 
 
 def read_manifest(triples_dir: Path) -> tuple[dict, list[dict], str]:
-    """The triple set's ``set`` entry, its triples and the sha256 of ``manifest.json``."""
-    path = Path(triples_dir) / "manifest.json"
-    try:
-        data = path.read_bytes()
-        manifest = json.loads(data)
-        triples = manifest["triples"]
-    except FileNotFoundError:
-        raise SpfError(f"{path} does not exist; point --triples at a folder made by 'spf-bench triples build'.") from None
-    except (ValueError, KeyError, TypeError):
-        raise SpfError(f"{path} is not a triple-set manifest (JSON with a 'triples' list).") from None
-    if not isinstance(triples, list) or not triples:
-        raise SpfError(f"The triple set {path} has no triples; an empty set cannot be scored.")
-    ids = [t.get("id") for t in triples]
-    if len(set(ids)) != len(ids) or any(not isinstance(i, str) or not i for i in ids):
-        raise SpfError(f"{path} has missing or repeated triple ids.")
-    return manifest.get("set", {}), triples, hashlib.sha256(data).hexdigest()
+    """The triple set's ``set`` entry, its triples and the sha256 of ``manifest.json``, read by
+    the suite's one triple-set reader: an unfinished set, or one whose originals changed after
+    the manifest was written, is refused before anything is scored."""
+    ts = load_triple_set(triples_dir, settings_required=False)
+    if not ts.triples:
+        raise SpfError(f"The triple set {Path(triples_dir) / MANIFEST} has no triples; an empty set cannot be scored.")
+    return ts.info, ts.entries(), ts.manifest_sha256()
 
 
 def customized_folder(images: Path) -> Path:

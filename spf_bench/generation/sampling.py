@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from spf_bench.core.atomic import link_atomic, write_bytes_atomic
+from spf_bench.core.captions import join_caption
 from spf_bench.core.errors import SpfError
 from spf_bench.core.fingerprint import hash_json
 
@@ -62,12 +63,18 @@ class GenerationSettings:
 
 
 class PromptModel(Protocol):
-    """What the generator needs from a method: a pipeline, an identity, its text conditioning."""
+    """What the generator needs from a method: a pipeline, an identity, its text conditioning
+    of (base caption, target caption) pairs, which it gets apart, never joined."""
 
     pipe: object
     fingerprint: str
 
-    def encode_prompts(self, prompts: list[str]) -> torch.Tensor: ...
+    def encode_captions(self, pairs: list[tuple[str, str]]) -> torch.Tensor: ...
+
+
+def encode_joined(pipe, pairs: list[tuple[str, str]]) -> torch.Tensor:
+    """The pipeline's own conditioning of each pair's full caption (the base model's reading)."""
+    return default_encode(pipe, [join_caption(base, target) for base, target in pairs])
 
 
 def default_encode(pipe, prompts: list[str]) -> torch.Tensor:
@@ -80,11 +87,22 @@ def default_encode(pipe, prompts: list[str]) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Job:
-    """One image to make: its name, prompt and seed."""
+    """One image to make: its name, its captions (apart, for methods that treat the target
+    differently) and its seed."""
 
     id: str
-    prompt: str
+    base_caption: str
     seed: int
+    target_caption: str = ""  # empty: the base caption alone (an original, a reconstruction)
+
+    @property
+    def captions(self) -> tuple[str, str]:
+        return self.base_caption, self.target_caption
+
+    @property
+    def prompt(self) -> str:
+        """The full caption, as the base model reads it (and the cache keys the image)."""
+        return join_caption(self.base_caption, self.target_caption)
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -120,10 +138,10 @@ def render(model: PromptModel, jobs: list[Job], settings: GenerationSettings, ba
     pipe = model.pipe
     runner = _runner(pipe, settings.sampler)
     dtype = pipe.unet.dtype
-    uncond = model.encode_prompts([""]).to(dtype)
+    uncond = model.encode_captions([("", "")]).to(dtype)
     for start in range(0, len(jobs), batch_size):
         batch = jobs[start:start + batch_size]
-        cond = model.encode_prompts([j.prompt for j in batch]).to(dtype)
+        cond = model.encode_captions([j.captions for j in batch]).to(dtype)
         generators = [torch.Generator("cpu").manual_seed(j.seed) for j in batch]
         with torch.inference_mode():
             out = runner(

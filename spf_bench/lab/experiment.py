@@ -144,9 +144,11 @@ class Lab:
         if missing:
             built, prompts = self._model(model), self.prompts()
             for kind in missing:
+                target = self.config.correlation.target_caption() if kind == "custom" else ""
+                encode = _conditioning(built, prompts["base"], target)
                 # Saved beside and renamed into place: a killed save never looks like a drawing.
                 with atomic_path(caches[kind]) as tmp, open(tmp, "wb") as handle:
-                    np.save(handle, generate(built.pipe, prompts[kind], seed=self.config.seed, encode=built.encode))
+                    np.save(handle, generate(built.pipe, prompts[kind], seed=self.config.seed, encode=encode))
         return {kind: np.load(path) for kind, path in caches.items()}
 
     # ------------------------------------------------------------------ measuring
@@ -241,3 +243,13 @@ def verdict(results: dict) -> dict:
 
 def _jsonable(data):
     return json.loads(json.dumps(data, default=str))
+
+
+def _conditioning(built, bases: list[str], target: str):
+    """A method's own text conditioning (Magnet's) of the lab's prompts ``bases ⊕ target``, or
+    None for the pipeline's. Each prompt is handed over as the (base, target) pair it was made
+    from, looked up rather than parsed back, like every job the suite's generator hands a method."""
+    if built.encode is None:
+        return None
+    pairs = {"": ("", ""), **{full_caption(base, target): (base, target) for base in bases}}
+    return lambda texts: built.encode_captions([pairs[text] for text in texts])

@@ -28,36 +28,36 @@ class LabMethod:
     summary: str = ""
 
 
-LAB_METHODS: dict[str, LabMethod] = {
-    "naive": LabMethod("naive", summary="stage 1: full-UNet fine-tuning"),
-    "control": LabMethod("naive", CONTROL, "stage 1 on the set without the correlation"),
-    "ours": LabMethod("ours", summary="stage 1, then stage 2 on cross-attention"),
-    "lora": LabMethod("lora", summary="peft LoRA on attention"),
-    "adalora": LabMethod("adalora", summary="peft AdaLoRA on attention"),
-    "ours-no-sfcm": LabMethod("ours-no-sfcm", summary="ours with M = 0: alignment everywhere"),
-    "ours-no-attn": LabMethod("ours-no-attn", summary="ours without L_attn"),
-    "ours-no-unet": LabMethod("ours-no-unet", summary="ours without L_unet"),
-    "ours-no-re": LabMethod("ours-no-re", summary="ours without L_re"),
-    "ours-direct-clip": LabMethod("ours-direct-clip", summary="ours with L_clip instead of L_re"),
-    "ours-mask-oracle": LabMethod("ours-mask-oracle", summary="ours with M = the ground-truth target region"),
-    "ours-mask-inverted": LabMethod("ours-mask-inverted", summary="ours with M = 1 - SFCM"),
-    "ours-mask-ones": LabMethod("ours-mask-ones", summary="ours with M = 1: no alignment"),
-    "stage2-full": LabMethod("stage2-full", summary="ours with stage 2 training the whole UNet (Tab. 4)"),
-    "only-stage2": LabMethod("only-stage2", summary="stage 2 only, from the original weights (Tab. 5)"),
-    "tokencompose": LabMethod("tokencompose", summary="TokenCompose, grounded on the set's ground-truth target masks"),
-    "magnet": LabMethod("magnet", summary="Magnet: training-free, the original model with edited prompt embeddings"),
-}
+# Which LabConfig learning rate each trainer gets: the lab trains these trainers' methods.
+_LEARNING_RATE = {"stage1": "lr_full", "stage2": "lr_stage2", "lora": "lr_adapter", "adalora": "lr_adapter",
+                  "tokencompose": "lr_full"}
+# The lab's own method, beside the registry's: the suite's stage 1 on the set without the correlation.
+CONTROL_METHOD = "control"
+
+
+def _lab_methods() -> dict[str, LabMethod]:
+    """Every registry method the lab can compare: those it can train (the recipe's trainer has
+    a lab learning rate) and the training-free ones (Magnet), under their registry names and
+    summaries, with the control placed after its stage-1 method. The base model is the lab's
+    original, not a method of its own."""
+    from spf_bench.methods.registry import known_methods
+
+    out: dict[str, LabMethod] = {}
+    for name, spec in known_methods().items():
+        trainable = spec.recipe is not None and spec.recipe.trainer in _LEARNING_RATE
+        if trainable or (spec.recipe is None and not spec.draws_originals):
+            out[name] = LabMethod(name, summary=spec.summary)
+        if trainable and spec.recipe.trainer == "stage1" and spec.recipe.init_from is None and CONTROL_METHOD not in out:
+            out[CONTROL_METHOD] = LabMethod(name, CONTROL, f"{name} on the set without the correlation")
+    return out
+
+
+LAB_METHODS: dict[str, LabMethod] = _lab_methods()
 DEFAULT_METHODS = ("naive", "control", "ours", "lora", "adalora")
 # The world Tab. 1 (spf_bench.lab.table): the paper's Tab. 1 rows, the control and the mask variants.
 TAB1_METHODS = ("naive", "control", "lora", "adalora", "tokencompose", "magnet", "ours", "ours-no-attn",
                 "ours-no-unet", "ours-no-re", "ours-no-sfcm", "ours-direct-clip", "ours-mask-oracle",
                 "ours-mask-inverted", "ours-mask-ones")
-# The suite method a recipe starts from -> the lab method trained on the lab's data that
-# stands for it (the registry's stage 2 starts from "naive": the lab's naive).
-_START = {"naive": "naive"}
-# Which LabConfig learning rate each trainer gets.
-_LEARNING_RATE = {"stage1": "lr_full", "stage2": "lr_stage2", "lora": "lr_adapter", "adalora": "lr_adapter",
-                  "tokencompose": "lr_full"}
 DONE = ".lab-trained"  # written last: a folder without it is an unfinished (resumable) training
 
 
@@ -95,9 +95,11 @@ def start_of(name: str) -> str | None:
     start = _recipe(name).init_from
     if start is None:
         return None
-    if start not in _START:
+    # Lab methods carry their registry names, so the method a recipe starts from is the lab's
+    # method of that name, trained on the lab's data.
+    if start not in LAB_METHODS:
         raise SpfError(f"The lab cannot train '{name}': it starts from '{start}', which the lab does not train.")
-    return _START[start]
+    return start
 
 
 def training_config(name: str, lab, data: Path, start: Path | None, base_model: Path, clip_model: Path) -> dict:

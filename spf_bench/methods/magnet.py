@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 
+from spf_bench.core.captions import join_caption
 from spf_bench.core.errors import SpfError
 
 NEIGHBOR_BANK = (
@@ -105,12 +106,6 @@ class Concept:
 
 
 # ----------------------------------------------------------------------------- captions
-
-def join_caption(base: str, target: str) -> str:
-    """c = c_b ⊕ c_t, the same join as the rest of the suite."""
-    base, target = base.strip(), target.strip()
-    return f"{base}, {target}" if target else base
-
 
 def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9][a-z0-9'\-]*", text.lower())
@@ -269,59 +264,22 @@ def noun_position(tokenizer, base_caption: str, target_caption: str, concept: Co
 
 # ----------------------------------------------------------------------------- in the method registry
 
-def composed_targets() -> tuple[str, ...]:
-    """Every target caption the suite's caption composer writes, longest first."""
-    from spf_bench.triples.vocab import TARGETS
-
-    return tuple(sorted({p.text for phrases in TARGETS.values() for p in phrases}, key=len, reverse=True))
-
-
-class PromptSplitter:
-    """Recovers ``(c_b, c_t)`` from a full prompt ``c_b ⊕ c_t``, which is all the generator hands over.
-
-    From ``captions`` (full prompt -> pair) when the caller gives the triples' captions, else
-    by the composer's target captions, the longest one the prompt ends with (none contains a
-    comma, and none is a base-caption phrase). A prompt that matches neither (the empty prompt
-    of classifier-free guidance, a base caption alone for the reconstruction analysis) has
-    no target: it is encoded exactly as the original model would.
-    """
-
-    def __init__(self, captions: dict[str, tuple[str, str]] | None = None, targets: tuple[str, ...] | None = None):
-        self.captions = dict(captions or {})
-        self.targets = composed_targets() if targets is None else targets
-
-    def __call__(self, prompt: str) -> tuple[str, str]:
-        if prompt in self.captions:
-            return tuple(self.captions[prompt])
-        for target in self.targets:
-            if prompt.endswith(", " + target):
-                return prompt[: -len(target) - 2], target
-        return prompt, ""
-
-
-def magnet_encoder(pipe, config: MagnetConfig, splitter: PromptSplitter):
-    """``prompts -> embeddings``: Magnet's conditioning for full prompts, as the generator calls it."""
-    magnet = Magnet(pipe, config)
-
-    def encode(prompts: list[str]) -> torch.Tensor:
-        pairs = [splitter(p) for p in prompts]
-        return magnet.prompt_embeds([b for b, _ in pairs], [t for _, t in pairs])
-
-    return encode
-
-
 def build_magnet(request):
     """Registry builder: the original model with Magnet's prompt embeddings.
 
     ``request.options`` may hold ``magnet`` (a dict of :class:`MagnetConfig` fields, e.g.
-    ``{"strength": 0.5}``) and ``captions`` (full prompt -> [c_b, c_t]) for triples whose
-    targets the caption composer did not write.
+    ``{"strength": 0.5}``). The generator hands over each job's base and target captions
+    apart, so Magnet never parses a joined prompt: a pair without a target (the empty prompt
+    of classifier-free guidance, a base caption alone for the reconstruction analysis) is
+    encoded exactly as the original model would.
     """
     from spf_bench.methods.registry import MethodModel
 
-    options = dict(request.options)
-    config = MagnetConfig(**options.get("magnet", {}))
-    splitter = PromptSplitter(options.get("captions"))
+    config = MagnetConfig(**dict(request.options).get("magnet", {}))
     pipe = request.base_pipe()
-    return MethodModel(request.method, pipe, request.fingerprint(magnet=config.to_dict()),
-                       encode=magnet_encoder(pipe, config, splitter))
+    magnet = Magnet(pipe, config)
+
+    def encode(pairs: list[tuple[str, str]]) -> torch.Tensor:
+        return magnet.prompt_embeds([base for base, _ in pairs], [target for _, target in pairs])
+
+    return MethodModel(request.method, pipe, request.fingerprint(magnet=config.to_dict()), encode=encode)

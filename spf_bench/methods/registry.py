@@ -1,20 +1,24 @@
-"""The method registry: a method's name -> how its pipeline is built from its checkpoint.
+"""The method registry: one record per method, holding everything the suite needs of it.
 
-Each entry is a :class:`MethodSpec`: the kind of checkpoint it reads (a diffusers pipeline
-folder, a LoRA, an AdaLoRA adapter, or none), a builder, and the training recipe that makes
-a small checkpoint when the user brings none (used on the tiny default). Builders may be
-given as ``"package.module:function"`` strings, imported only when the method is used, so
-importing the registry never imports a method's heavy dependencies.
+A :class:`MethodSpec` says what a method is (a one-line summary, the label tables and
+pictures show, the paper rows it stands in), how its pipeline is built from its checkpoint
+(the kind of checkpoint it reads and a builder) and how a small checkpoint is trained when
+the user brings none (its :class:`TrainRecipe`). The tables, the leaderboard, the report,
+the lab and the command-line help read these records; no other module names a method.
 
-Other modules add methods with :func:`register_method`; modules listed in
-``EXTENSION_MODULES`` are imported the first time the registry is consulted, so their
-``register_method`` calls run before any lookup. An unknown name or a missing checkpoint is
-one sentence that lists what exists.
+Builders may be given as ``"package.module:function"`` strings, imported only when the
+method is used, so importing the registry never imports a method's heavy dependencies.
+
+The suite's own methods are recorded in :mod:`spf_bench.methods.builtin`; methods from other
+distributions come through the entry point group ``spf_bench.methods`` (see
+``docs/extending.md``). Both are read the first time the registry is consulted. An unknown
+name or a missing checkpoint is one sentence that lists what exists.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +29,7 @@ import torch
 from spf_bench.generation.base_model import BASE_NETWORK, base_sha256, dtype_name, load_base
 from spf_bench.core.errors import SpfError
 from spf_bench.core.fingerprint import hash_json, hash_path_cached
-from spf_bench.generation.sampling import default_encode
+from spf_bench.generation.sampling import encode_joined
 
 # Checkpoint kinds, with the sentence that tells a user what to bring.
 PIPELINE, LORA, ADALORA = "pipeline", "lora", "adalora"
@@ -35,8 +39,9 @@ CHECKPOINT_KINDS = {
     ADALORA: "a peft AdaLoRA adapter folder (adapter_config.json + weights) or a diffusers LoRA file",
 }
 
-# Modules that register further methods when imported (see register_method).
-EXTENSION_MODULES: tuple[str, ...] = ()
+# Modules that register methods when imported (see register_method): the suite's own first.
+EXTENSION_MODULES: tuple[str, ...] = ("spf_bench.methods.builtin",)
+ENTRY_POINT_GROUP = "spf_bench.methods"
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,16 @@ class TrainRecipe:
     trainer: str  # stage1 | stage2 | lora | adalora | tokencompose (spf_bench.methods.training)
     overrides: dict = field(default_factory=dict)
     init_from: str | None = None  # method whose checkpoint initialises this one
+
+
+@dataclass(frozen=True)
+class PaperRow:
+    """Where a method stands in one of the paper's tables (``spf_bench.results.tables``)."""
+
+    table: str  # tab1 | tab4 | tab5
+    position: int  # rows are shown in this order
+    label: str  # the row's label in that table
+    section: str  # the block of rows it belongs to (Baselines, Ablations ...)
 
 
 @dataclass
@@ -65,12 +80,8 @@ class BuildRequest:
     def fingerprint(self, **extra) -> str:
         """A method model's identity: everything that can change its images."""
         checkpoint = hash_path_cached(self.checkpoint) if self.checkpoint is not None else None
-        # The prompts' (base, target) split is keyed by the prompt itself in the generation
-        # cache, so it stays out of the identity: the same method keeps one fingerprint
-        # across triple sets.
-        options = {k: v for k, v in self.options.items() if k != "captions"}
         return hash_json({"method": self.method, "base": base_sha256(self.weights), "checkpoint": checkpoint,
-                          "dtype": dtype_name(self.dtype), "device": self.device.type, "options": options, **extra})
+                          "dtype": dtype_name(self.dtype), "device": self.device.type, "options": self.options, **extra})
 
 
 @dataclass
@@ -81,19 +92,38 @@ class MethodModel:
     pipe: Any
     fingerprint: str
     checkpoint_sha256: str | None = None
-    encode: Callable[[list[str]], torch.Tensor] | None = None  # e.g. Magnet's adjusted embeddings
+    # Its own conditioning of (base caption, target caption) pairs, e.g. Magnet's adjusted
+    # embeddings; None: the pipeline's reading of the full caption.
+    encode: Callable[[list[tuple[str, str]]], torch.Tensor] | None = None
 
-    def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
-        return self.encode(prompts) if self.encode is not None else default_encode(self.pipe, prompts)
+    def encode_captions(self, pairs: list[tuple[str, str]]) -> torch.Tensor:
+        return self.encode(pairs) if self.encode is not None else encode_joined(self.pipe, pairs)
 
 
 @dataclass(frozen=True)
 class MethodSpec:
+    """One method's record. ``label`` defaults to the name; ``paper_rows`` places it in
+    Tab. 1 / 4 / 5; ``origin`` is the distribution that registered it (None: the suite)."""
+
     name: str
     summary: str
     build: Callable[[BuildRequest], MethodModel] | str
     checkpoint: str | None = None  # a key of CHECKPOINT_KINDS, or None for training-free methods
     recipe: TrainRecipe | None = None
+    label: str = ""
+    paper_rows: tuple[PaperRow, ...] = ()
+    proposed: bool = False  # the paper's own method: the report's significance tests compare with it
+    # Its images of a triple's base caption are the set's originals (the base model), so a
+    # reconstruction links them instead of drawing them again.
+    draws_originals: bool = False
+    origin: str | None = None
+
+    def __post_init__(self):
+        if not self.label:
+            object.__setattr__(self, "label", self.name)
+        if self.checkpoint is not None and self.checkpoint not in CHECKPOINT_KINDS:
+            raise SpfError(f"Unknown checkpoint kind '{self.checkpoint}' for method '{self.name}'; "
+                           f"known kinds: {', '.join(CHECKPOINT_KINDS)}.")
 
     def builder(self) -> Callable[[BuildRequest], MethodModel]:
         if callable(self.build):
@@ -125,14 +155,18 @@ def canonical_method(name: str) -> str:
 
 
 def register_method(name: str, *, summary: str, build: Callable[[BuildRequest], MethodModel] | str,
-                    checkpoint: str | None = None, recipe: TrainRecipe | None = None, replace: bool = False) -> MethodSpec:
-    """Add a method. ``build(request) -> MethodModel``; ``checkpoint`` the kind it reads."""
-    if checkpoint is not None and checkpoint not in CHECKPOINT_KINDS:
-        raise SpfError(f"Unknown checkpoint kind '{checkpoint}' for method '{name}'; known kinds: {', '.join(CHECKPOINT_KINDS)}.")
-    if name in _METHODS and not replace:
-        raise SpfError(f"The method '{name}' is registered twice.")
-    spec = MethodSpec(name, summary, build, checkpoint, recipe)
-    _METHODS[name] = spec
+                    checkpoint: str | None = None, recipe: TrainRecipe | None = None, label: str = "",
+                    paper_rows: tuple[PaperRow, ...] = (), replace: bool = False, **flags) -> MethodSpec:
+    """Add a method. ``build(request) -> MethodModel``; ``checkpoint`` the kind it reads;
+    ``flags``: MethodSpec's ``proposed`` / ``draws_originals``."""
+    return add_record(MethodSpec(name, summary, build, checkpoint, recipe, label, tuple(paper_rows), **flags),
+                      replace=replace)
+
+
+def add_record(spec: MethodSpec, replace: bool = False) -> MethodSpec:
+    if spec.name in _METHODS and not replace:
+        raise SpfError(f"The method '{spec.name}' is registered twice.")
+    _METHODS[spec.name] = spec
     return spec
 
 
@@ -143,10 +177,49 @@ def _load_extensions() -> None:
     _extensions_loaded = True
     for module in EXTENSION_MODULES:
         importlib.import_module(module)
+    _read_entry_points()
+
+
+def _read_entry_points() -> None:
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        for spec in _records_of(entry):
+            add_record(spec)
+
+
+def _records_of(entry) -> list[MethodSpec]:
+    """The MethodSpec records an entry point names: a record, a list of them, or a function
+    returning either. Each is checked, so a broken plug-in is one sentence naming it."""
+    dist = entry.dist.name if getattr(entry, "dist", None) is not None else "an installed package"
+    where = f"the '{entry.name}' entry point of {dist} (group {ENTRY_POINT_GROUP}, {entry.value})"
+    try:
+        value = entry.load()
+        if callable(value) and not isinstance(value, MethodSpec):
+            value = value()
+    except Exception as exc:  # any failure of foreign code: name the plug-in, not its traceback
+        raise SpfError(f"Loading {where} failed ({type(exc).__name__}: {exc}).") from None
+    records = [value] if isinstance(value, MethodSpec) else list(value) if isinstance(value, (list, tuple)) else None
+    if records is None or not all(isinstance(r, MethodSpec) for r in records):
+        raise SpfError(f"{where} must give a spf_bench.methods.registry.MethodSpec (or a list of them), "
+                       f"not {type(value).__name__}.")
+    if len(records) == 1 and records[0].name != entry.name:
+        raise SpfError(f"{where} records the method '{records[0].name}'; name the entry point after its method.")
+    for record in records:
+        if record.name in _METHODS:
+            raise SpfError(f"{where} records the method '{record.name}', which the suite already has; choose another name.")
+    return [MethodSpec(**{**r.__dict__, "origin": dist}) for r in records]
 
 
 def known_methods() -> dict[str, MethodSpec]:
     _load_extensions()
+    return dict(_METHODS)
+
+
+def reload_methods() -> dict[str, MethodSpec]:
+    """Read the entry points again (after a distribution was installed in this process)."""
+    _load_extensions()
+    for name in [n for n, spec in _METHODS.items() if spec.origin is not None]:
+        _METHODS.pop(name)
+    _read_entry_points()
     return dict(_METHODS)
 
 
@@ -210,94 +283,24 @@ def build_adapter(request: BuildRequest) -> MethodModel:
     return MethodModel(request.method, pipe, request.fingerprint(), hash_path_cached(request.checkpoint))
 
 
-# ----------------------------------------------------------------------------- the methods
-
-def _stage2(summary: str, init_from: str | None = "naive", **overrides) -> dict:
-    return dict(summary=summary, build=build_pipeline_checkpoint, checkpoint=PIPELINE,
-                recipe=TrainRecipe("stage2", overrides, init_from))
-
-
-register_method("base", summary="the original model given the full caption", build=build_base)
-register_method("naive", summary="stage 1 only: full-UNet fine-tuning with L_diff", build=build_pipeline_checkpoint,
-                checkpoint=PIPELINE, recipe=TrainRecipe("stage1"))
-register_method("lora", summary="peft LoRA on the UNet attention, trained with L_diff", build=build_adapter,
-                checkpoint=LORA, recipe=TrainRecipe("lora"))
-register_method("adalora", summary="peft AdaLoRA on the UNet attention, trained with L_diff", build=build_adapter,
-                checkpoint=ADALORA, recipe=TrainRecipe("adalora"))
-register_method("ours", **_stage2("SPF-Portrait: stage 1 then dual-path stage 2 on cross-attention"))
-register_method("ours-no-attn", **_stage2("ablation: without L_attn", no_attn=True))
-register_method("ours-no-unet", **_stage2("ablation: without L_unet", no_unet=True))
-register_method("ours-no-re", **_stage2("ablation: without L_re", no_re=True))
-register_method("ours-no-sfcm", **_stage2("ablation: without SFCM (M = 0)", no_sfcm=True))
-# The map itself under test: everything as ours but M (M = 0 is ours-no-sfcm above).
-register_method("ours-mask-oracle", **_stage2("M = the ground-truth target region (synthetic world sets only)",
-                                              mask_variant="oracle"))
-register_method("ours-mask-inverted", **_stage2("M = 1 - SFCM", mask_variant="inverted"))
-register_method("ours-mask-ones", **_stage2("M = 1: no alignment anywhere", mask_variant="ones"))
-register_method("ours-direct-clip", **_stage2("ablation: L_clip (Eq. 14) instead of L_re", direct_clip=True))
-register_method("stage2-full", **_stage2("Tab. 4: stage 2 training the full UNet", trainable="full"))
-register_method("stage2-lora-xattn", **_stage2("Tab. 4: stage 2 training a LoRA on cross-attention", trainable="lora-xattn"))
-register_method("stage2-adapter-xattn", **_stage2("Tab. 4: stage 2 training an adapter on cross-attention", trainable="adapter-xattn"))
-register_method("only-stage2", **_stage2("Tab. 5: stage 2 from the original weights", init_from=None))
-# Sets drawn by the base model carry no grounding masks: the automatic TokenCompose checkpoint
-# grounds subject and target attribute at portrait-layout points with the zoo's SAM.
-register_method("tokencompose", summary="TokenCompose: fine-tuning with token- and pixel-level grounding losses",
-                build=build_pipeline_checkpoint, checkpoint=PIPELINE,
-                recipe=TrainRecipe("tokencompose", {"missing_grounding": "layout-sam"}))
-register_method("magnet", summary="Magnet: training-free binding vectors on the subject's text embedding",
-                build="spf_bench.methods.magnet:build_magnet")
+def method_label(name: str) -> str:
+    """The label tables and pictures show for ``name`` (the name itself when not registered)."""
+    spec = known_methods().get(name)
+    return spec.label if spec is not None else name
 
 
-# ----------------------------------------------------------------------------- checkpoints
-
-def parse_checkpoint_args(pairs: list[str]) -> dict[str, Path]:
-    """``NAME=PATH`` strings (from ``--checkpoint``) as a mapping, names checked."""
-    out = {}
-    for pair in pairs or []:
-        name, sep, path = pair.partition("=")
-        if not sep or not name or not path:
-            raise SpfError(f"'{pair}' is not of the form NAME=PATH (e.g. --checkpoint ours=out/stage2).")
-        name = canonical_method(name.strip())
-        get_method(name)
-        out[name] = Path(path.strip()).expanduser()
-    return out
+def paper_rows(table: str) -> list[tuple[MethodSpec, PaperRow]]:
+    """The registered methods that stand in ``table``, in the table's row order."""
+    rows = [(spec, row) for spec in known_methods().values() for row in spec.paper_rows if row.table == table]
+    return sorted(rows, key=lambda pair: pair[1].position)
 
 
-def read_methods_file(path: Path) -> dict[str, Path]:
-    """A methods file: YAML, JSON or TOML mapping method names to checkpoint paths.
-
-    Either ``{ours: path, lora: path}`` or ``{checkpoints: {ours: path}}``; relative paths are
-    taken from the file's folder, so a results bundle can carry its file and checkpoints.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise SpfError(f"The methods file {path} does not exist.")
-    data = _read_mapping(path)
-    data = data.get("checkpoints", data) if isinstance(data, dict) else data
-    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise SpfError(f"The methods file {path} must map method names to checkpoint paths.")
-    out = {}
-    for name, value in data.items():
-        name = canonical_method(name)
-        get_method(name)
-        target = Path(value).expanduser()
-        out[name] = target if target.is_absolute() else path.parent / target
-    return out
+def method_order(tables: tuple[str, ...]) -> tuple[str, ...]:
+    """Methods in the order of the given tables' rows, then every other registered one."""
+    ordered = [spec.name for table in tables for spec, _ in paper_rows(table)]
+    return tuple(dict.fromkeys([*ordered, *known_methods()]))
 
 
-def _read_mapping(path: Path):
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix == ".json":
-            import json
-
-            return json.loads(text)
-        if path.suffix == ".toml":
-            import tomllib
-
-            return tomllib.loads(text)
-        import yaml
-
-        return yaml.safe_load(text)
-    except Exception as exc:  # each parser has its own error type; all mean "not readable"
-        raise SpfError(f"The methods file {path} cannot be parsed ({type(exc).__name__}).") from None
+def proposed_method() -> str | None:
+    """The name of the paper's own method (its record says ``proposed``)."""
+    return next((spec.name for spec in known_methods().values() if spec.proposed), None)

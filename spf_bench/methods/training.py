@@ -24,7 +24,7 @@ from spf_bench.triples.captions import compose_triples
 from spf_bench.core.errors import SpfError
 from spf_bench.core.fingerprint import hash_json, hash_path, hash_path_cached
 from spf_bench.methods.registry import TrainRecipe, get_method
-from spf_bench.generation.protocol import settings_for
+from spf_bench.generation.protocol import WEIGHT_SOURCES, WORLD_RENDERS, settings_for, source_record
 from spf_bench.core import paths
 from spf_bench.zoo import registry
 
@@ -63,30 +63,25 @@ class QuickTraining:
         default = QUICK_DEFAULTS[weights]
         return replace(self, **{f.name: getattr(default, f.name) for f in fields(self) if getattr(self, f.name) is None})
 
-    def overrides(self) -> dict:
+    def overrides(self, device: str = "cpu") -> dict:
+        """spf-train config fields; ``device`` is the run's (cpu, cuda or cuda:N)."""
         return {"max_steps": self.steps, "train_batch_size": self.batch_size, "learning_rate": self.learning_rate,
-                "seed": self.seed, "checkpoint_every": 0, "resume": "none", "mixed_precision": "no", "device": "cpu"}
+                "seed": self.seed, "checkpoint_every": 0, "resume": "none", "mixed_precision": "no", "device": device}
 
 
-QUICK_DEFAULTS = {
-    # Small and fast: the tiny model's numbers mean nothing anyway.
-    "tiny": QuickTraining(steps=4, batch_size=2, learning_rate=1e-4, n_images=8, image_steps=4),
-    # Sized to the main command's budget (about four minutes on two cores from an empty
-    # cache). Measured in CPU seconds per 100 steps at batch 8: stage 1 about 10 (8x8
-    # latents) to 20 (16x16), stage 2 about 22 to 40, so 150 steps of each cost at most about
-    # 90 s; the rest goes to scoring (Seg-Cons's SAM alone is about half of it). On 8x8
-    # latents 200 steps raised the world's Target-Acc from 0.62 (base) to 0.68 (naive) and
-    # 0.70 (ours). 112 renders of the customization set teach each of the 5 novel targets 22 or 23 times.
-    "synth": QuickTraining(steps=150, batch_size=8, learning_rate=1e-4, n_images=112),
-}
+# Each weight source's quick-training defaults (its record in spf_bench.generation.protocol).
+QUICK_DEFAULTS = {name: QuickTraining(**record.quick_training)
+                  for name, record in WEIGHT_SOURCES.items() if record.quick_training is not None}
 
 
 def trained_root() -> Path:
     return paths.cache_dir() / "trained"
 
 
-def checkpoint_for(method: str, weights: str, quick: QuickTraining = QuickTraining(), report=print) -> Path:
-    """The cached checkpoint of ``method`` on ``weights``, training it (and what it starts from) if absent."""
+def checkpoint_for(method: str, weights: str, quick: QuickTraining = QuickTraining(), report=print,
+                   device: str = "cpu") -> Path:
+    """The cached checkpoint of ``method`` on ``weights``, trained on ``device`` (with what it
+    starts from) if absent. The device is part of the key: a GPU's rounding differs from the CPU's."""
     spec = get_method(method)
     if spec.recipe is None:
         raise SpfError(f"The method '{method}' has no training recipe, so its checkpoint must be given with --checkpoint {method}=PATH.")
@@ -97,10 +92,10 @@ def checkpoint_for(method: str, weights: str, quick: QuickTraining = QuickTraini
     recipe = spec.recipe
     init = None
     if recipe.init_from is not None:
-        init = checkpoint_for(recipe.init_from, weights, quick, report)
+        init = checkpoint_for(recipe.init_from, weights, quick, report, device)
     data = training_data(weights, quick)
     models = _model_specs(weights)
-    config = {**quick.overrides(), **recipe.overrides, "data_dir": str(data), **models}
+    config = {**quick.overrides(str(device)), **recipe.overrides, "data_dir": str(data), **models}
     if recipe.trainer == "stage2":
         config["init_from"] = str(init) if init is not None else "original"
     # Paths stay out of the key (the same data or model elsewhere is the same checkpoint);
@@ -146,7 +141,7 @@ def _train(recipe: TrainRecipe, config: dict, out: Path, report) -> None:
 def _model_specs(weights: str) -> dict:
     """spf-train's base_model / clip_model for ``weights``: spf-train knows the zoo's own
     sources by name, and takes the synthetic world's shipped networks as folders."""
-    if weights != "synth":
+    if not source_record(weights).folder_checkpoints:
         return {"base_model": weights, "clip_model": weights}
     from spf_bench.zoo import synth_source
 
@@ -157,14 +152,14 @@ def _model_specs(weights: str) -> dict:
 
 def _clip_hash(weights: str) -> str | None:
     # The tiny CLIP is a pure function of its seed (in the code hash); the world's is a file.
-    return hash_path_cached(registry.folder_for("clip", weights)) if weights == "synth" else None
+    return hash_path_cached(registry.folder_for("clip", weights)) if source_record(weights).folder_checkpoints else None
 
 
 def training_data(weights: str, quick: QuickTraining) -> Path:
     """A small portrait training set for ``weights``, cached by what makes it."""
     quick = quick.resolved(weights)
-    if weights == "synth":
-        return _rendered_training_data(quick)
+    if source_record(weights).training_images == WORLD_RENDERS:
+        return _rendered_training_data(weights, quick)
     from spf_train.data import make_training_set
 
     triples = compose_triples(quick.n_images, seed=TRAIN_CAPTION_SEED)
@@ -174,14 +169,14 @@ def training_data(weights: str, quick: QuickTraining) -> Path:
                                                                  steps=quick.image_steps, seed=quick.seed))
 
 
-def _rendered_training_data(quick: QuickTraining) -> Path:
+def _rendered_training_data(weights: str, quick: QuickTraining) -> Path:
     """The world's customization set for its synth targets (``spf_bench.world.custom_sets``'
     defaults: a few identities and biased backgrounds, shirts and styles, as a user's own
     photos would have), rendered."""
     from spf_bench.triples import world as synth_triples
     from spf_bench.world import custom_sets
 
-    seed, size = TRAIN_CAPTION_SEED + quick.seed, settings_for("synth").height
+    seed, size = TRAIN_CAPTION_SEED + quick.seed, settings_for(weights).height
     # The renderer and caption code are what make the set, so their source is in the key.
     import spf_bench.world as world
 

@@ -12,12 +12,13 @@ import math
 
 import pandas as pd
 
+from spf_bench.generation.protocol import WEIGHT_SOURCES
 from spf_bench.results.columns import Metric, all_columns, columns_with_values, known, per_pair_columns
 from spf_bench.results.runs import MethodRun
 from spf_bench.results.stats import mean_ci
 from spf_bench.results.table import Cell
 
-UNTRAINED_WEIGHTS = ("tiny", "random")
+UNTRAINED_WEIGHTS = tuple(name for name, record in WEIGHT_SOURCES.items() if not record.trained)
 
 
 def summary_cell(entry) -> Cell:

@@ -23,6 +23,7 @@ from pathlib import Path
 from spf_bench.core.atomic import write_text_atomic
 from spf_bench.core.errors import SpfError
 from spf_bench.core.progress import progress_bar
+from spf_bench.methods.registry import proposed_method
 from spf_bench.results.figures import (
     comparison_grid,
     metric_bars,
@@ -31,9 +32,10 @@ from spf_bench.results.figures import (
     tradeoff_scatter,
 )
 from spf_bench.results.pages import Block, Page, check_links, frame_markdown, page_html, page_markdown
+from spf_bench.triples.captions import Triple
+from spf_bench.triples.triple_set import TripleSet
 from spf_bench.results.runs import (
     MethodRun,
-    TripleSet,
     find_triple_set,
     load_paper_reference,
     load_runs,
@@ -41,7 +43,7 @@ from spf_bench.results.runs import (
 )
 from spf_bench.metrics import registry
 from spf_bench.results.tables import (
-    LAYOUTS,
+    TABLE_TITLES,
     MetricTable,
     column,
     tradeoff_axes,
@@ -98,7 +100,7 @@ def _write_table(table: MetricTable, folder: Path, name: str) -> list[str]:
 def _table_blocks(runs: dict[str, MethodRun], folder: Path, options: ReportOptions) -> list[Block]:
     reference = load_paper_reference() if options.with_paper else None
     blocks = []
-    for key in LAYOUTS:
+    for key in TABLE_TITLES:
         table = paper_table(runs, key, reference)
         if table.rows:  # a table none of whose methods was run is left out, never filled
             blocks.append(Block(table.title, table=table, links=_write_table(table, folder, key)))
@@ -118,7 +120,8 @@ def _table_blocks(runs: dict[str, MethodRun], folder: Path, options: ReportOptio
 def _significance_block(runs: dict[str, MethodRun], folder: Path, options: ReportOptions) -> Block | None:
     if len(runs) < 2:
         return None
-    reference = options.reference_method or ("ours" if "ours" in runs else sorted(runs, key=method_sort_key)[0])
+    proposed = proposed_method()
+    reference = options.reference_method or (proposed if proposed in runs else sorted(runs, key=method_sort_key)[0])
     if reference not in runs:
         raise SpfError(f"The reference method '{reference}' was not run; the runs are {', '.join(sorted(runs))}.")
     frame = significance_against(runs, reference, draws=options.bootstrap_draws)
@@ -157,18 +160,18 @@ def _plot_blocks(runs: dict[str, MethodRun], folder: Path) -> list[Block]:
     return blocks
 
 
-def choose_grid_triples(runs: dict[str, MethodRun], triples: TripleSet, wanted: list[str]) -> list[dict]:
+def choose_grid_triples(runs: dict[str, MethodRun], triples: TripleSet, wanted: list[str]) -> list[Triple]:
     """The triples asked for, else the first triple of each category that every method produced."""
     by_id = triples.by_id()
     if wanted:
         unknown = [t for t in wanted if t not in by_id]
         if unknown:
-            raise SpfError(f"Triple '{unknown[0]}' is not in the triple set at {triples.folder}.")
+            raise SpfError(f"Triple '{unknown[0]}' is not in the triple set at {triples.root}.")
         return [by_id[t] for t in wanted]
     chosen, per_category = [], {}
     for triple in triples.triples:
-        tid, category = str(triple["id"]), str(triple.get("category", ""))
-        if per_category.get(category, 0) >= GRIDS_PER_CATEGORY or triples.original(tid) is None:
+        tid, category = triple.id, triple.category
+        if per_category.get(category, 0) >= GRIDS_PER_CATEGORY or triples.original_if_present(tid) is None:
             continue
         if all(run.image_path(tid) for run in runs.values()):
             chosen.append(triple)
@@ -178,9 +181,8 @@ def choose_grid_triples(runs: dict[str, MethodRun], triples: TripleSet, wanted: 
     return chosen
 
 
-def _triple_title(triple: dict) -> str:
-    return (f"{triple['id']} ({triple.get('category', '')}): {triple.get('base_caption', '')} "
-            f"+ {triple.get('target_caption', '')}")
+def _triple_title(triple: Triple) -> str:
+    return f"{triple.id} ({triple.category}): {triple.base_caption} + {triple.target_caption}"
 
 
 def _grid_blocks(runs: dict[str, MethodRun], triples: TripleSet | None, folder: Path, options: ReportOptions) -> list[Block]:
@@ -190,8 +192,8 @@ def _grid_blocks(runs: dict[str, MethodRun], triples: TripleSet | None, folder: 
     order = sorted(runs, key=method_sort_key)
     blocks = []
     for triple in choose_grid_triples(runs, triples, options.grid_triples):
-        tid = str(triple["id"])
-        grid = comparison_grid(_triple_title(triple), triples.original(tid),
+        tid = triple.id
+        grid = comparison_grid(_triple_title(triple), triples.original_if_present(tid),
                                [(method_label(m), runs[m].image_path(tid)) for m in order])
         relative = f"figures/compare_{safe_name(tid)}.png"
         save_png(grid.image, folder / relative)
@@ -200,9 +202,10 @@ def _grid_blocks(runs: dict[str, MethodRun], triples: TripleSet | None, folder: 
     if with_recon:
         rows = []
         for triple in triples.triples:
-            tid = str(triple["id"])
-            if triples.original(tid) is not None and all(runs[m].image_path(tid, "reconstruction") for m in with_recon):
-                rows.append((f"{tid}: {triple.get('base_caption', '')}", triples.original(tid),
+            tid = triple.id
+            original = triples.original_if_present(tid)
+            if original is not None and all(runs[m].image_path(tid, "reconstruction") for m in with_recon):
+                rows.append((f"{tid}: {triple.base_caption}", original,
                              [(method_label(m), runs[m].image_path(tid, "reconstruction")) for m in with_recon]))
             if len(rows) >= RECONSTRUCTION_ROWS:
                 break
@@ -219,7 +222,7 @@ def _facts(runs: dict[str, MethodRun], triples: TripleSet | None) -> list[str]:
     facts.append(f"Weights: {', '.join(weights)}.")
     facts += networks_notes(runs)  # under synth: which networks are the world's, which the tiny zoo's
     if triples is not None:
-        facts.append(f"Triple set: {triples.folder} ({len(triples.triples)} triples).")
+        facts.append(f"Triple set: {triples.root} ({len(triples.triples)} triples).")
     return facts
 
 

@@ -10,12 +10,13 @@ make a table quietly lie by omission.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from spf_bench.core.errors import SpfError
+from spf_bench.triples.triple_set import MANIFEST, TripleSet, read_manifest
 
 PER_PAIR_REQUIRED = ("id", "category")
 
@@ -37,22 +38,6 @@ class MethodRun:
     def image_path(self, triple_id: str, kind: str = "images") -> Path | None:
         path = self.folder / kind / f"{triple_id}.png"
         return path if path.is_file() else None
-
-
-@dataclass
-class TripleSet:
-    """The manifest of a triple set and where its originals lie."""
-
-    folder: Path
-    info: dict
-    triples: list[dict] = field(default_factory=list)
-
-    def original(self, triple_id: str) -> Path | None:
-        path = self.folder / "originals" / f"{triple_id}.png"
-        return path if path.is_file() else None
-
-    def by_id(self) -> dict[str, dict]:
-        return {str(t["id"]): t for t in self.triples}
 
 
 def _read_json(path: Path) -> dict:
@@ -106,15 +91,10 @@ def load_runs(runs_dir: Path | str) -> dict[str, MethodRun]:
 
 
 def load_triple_set(folder: Path | str) -> TripleSet:
-    root = Path(folder)
-    manifest = root / "manifest.json"
-    if not manifest.is_file():
-        raise SpfError(f"{root} is not a triple set: {manifest} is missing.")
-    data = _read_json(manifest)
-    triples = data.get("triples")
-    if not isinstance(triples, list) or any("id" not in t for t in triples):
-        raise SpfError(f"{manifest} should list its triples, each with an 'id'.")
-    return TripleSet(folder=root, info=data.get("set") or {}, triples=triples)
+    """The triple set a report or the results browser shows, read by the suite's one reader.
+    The pictures only show its originals beside the runs' images (the runs were scored
+    against verified originals), so the images are not hashed again here."""
+    return read_manifest(folder, settings_required=False)
 
 
 def find_triple_set(runs: dict[str, MethodRun], runs_dir: Path) -> TripleSet | None:
@@ -126,7 +106,7 @@ def find_triple_set(runs: dict[str, MethodRun], runs_dir: Path) -> TripleSet | N
     candidates = [Path(str(r.identity[key])) for r in runs.values() for key in ("triples_dir", "triples") if r.identity.get(key)]
     candidates += [runs_dir / "triples", runs_dir.parent / "triples"]
     for candidate in candidates:
-        if (candidate / "manifest.json").is_file():
+        if (candidate / MANIFEST).is_file():
             return load_triple_set(candidate)
     return None
 

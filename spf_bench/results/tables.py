@@ -47,6 +47,7 @@ from spf_bench.results.columns import (  # noqa: F401
     per_pair_columns,
     tradeoff_axes,
 )
+from spf_bench.methods import registry
 from spf_bench.results.render import table_csv, table_markdown
 from spf_bench.results.runs import MethodRun, load_runs
 from spf_bench.results.significance import SIGNIFICANCE_LEVEL, compare_methods  # noqa: F401
@@ -61,34 +62,28 @@ def __getattr__(name: str):
         return per_pair_columns()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-METHOD_LABELS = {
-    "base": "Base model (no fine-tuning)",
-    "naive": "Naive fine-tuning",
-    "adalora": "AdaLoRA",
-    "lora": "LoRA",
-    "tokencompose": "TokenCompose",
-    "magnet": "Magnet",
-    "ours": "Ours",
-    "ours-no-attn": "Ours (w/o L_attn)",
-    "ours-no-unet": "Ours (w/o L_unet)",
-    "ours-no-re": "Ours (w/o L_re)",
-    "ours-no-sfcm": "Ours (w/o SFCM)",
-    "ours-direct-clip": "Ours (L_clip instead of L_re)",
-    "stage2-full": "Stage 2: full weights",
-    "stage2-lora-xattn": "Stage 2: LoRA on cross-attention",
-    "stage2-adapter-xattn": "Stage 2: adapter on cross-attention",
-    "only-stage2": "Only stage 2",
+# The paper's tables; which methods stand in them, under which labels, comes from each
+# method's registry record (spf_bench.methods.registry.PaperRow).
+TABLE_TITLES = {
+    "tab1": "Table 1: comparison with baselines, and ablations of our method",
+    "tab4": "Table 4: trainable part of stage 2",
+    "tab5": "Table 5: training stages",
 }
-METHOD_ORDER = tuple(METHOD_LABELS)
 
 
 def method_label(method: str) -> str:
-    return METHOD_LABELS.get(method, method)
+    return registry.method_label(method)
+
+
+def method_order() -> tuple[str, ...]:
+    """Registered methods in the paper's tables' row order, then the others (plug-ins too)."""
+    return registry.method_order(tuple(TABLE_TITLES))
 
 
 def method_sort_key(method: str) -> tuple:
     """Known methods in the paper's order, then any others alphabetically."""
-    return (METHOD_ORDER.index(method), "") if method in METHOD_ORDER else (len(METHOD_ORDER), method)
+    order = method_order()
+    return (order.index(method), "") if method in order else (len(order), method)
 
 
 @dataclass(frozen=True)
@@ -98,33 +93,9 @@ class TableLayout:
     rows: tuple[tuple[str, str, str], ...]  # (method, label in this table, section)
 
 
-LAYOUTS = {
-    "tab1": TableLayout("tab1", "Table 1: comparison with baselines, and ablations of our method", (
-        ("base", "Base model (no fine-tuning)", "Baselines"),
-        ("naive", "Naive fine-tuning", "Baselines"),
-        ("adalora", "AdaLoRA", "Baselines"),
-        ("lora", "LoRA", "Baselines"),
-        ("tokencompose", "TokenCompose", "Baselines"),
-        ("magnet", "Magnet", "Baselines"),
-        ("ours", "Ours", "Ours"),
-        ("ours-no-attn", "Ours (w/o L_attn)", "Ablations"),
-        ("ours-no-unet", "Ours (w/o L_unet)", "Ablations"),
-        ("ours-no-re", "Ours (w/o L_re)", "Ablations"),
-        ("ours-no-sfcm", "Ours (w/o SFCM)", "Ablations"),
-        ("ours-direct-clip", "Ours (L_clip instead of L_re)", "Ablations"),
-    )),
-    "tab4": TableLayout("tab4", "Table 4: trainable part of stage 2", (
-        ("stage2-full", "Full weights", "Stage 2"),
-        ("stage2-lora-xattn", "LoRA on cross-attention", "Stage 2"),
-        ("stage2-adapter-xattn", "Adapter on cross-attention", "Stage 2"),
-        ("ours", "Cross-attention (ours)", "Stage 2"),
-    )),
-    "tab5": TableLayout("tab5", "Table 5: training stages", (
-        ("naive", "Only stage 1 (naive fine-tuning)", "Stages"),
-        ("only-stage2", "Only stage 2", "Stages"),
-        ("ours", "Stage 1 & 2 (ours)", "Stages"),
-    )),
-}
+def table_layout(key: str) -> TableLayout:
+    rows = tuple((spec.name, row.label, row.section) for spec, row in registry.paper_rows(key))
+    return TableLayout(key, TABLE_TITLES[key], rows)
 
 
 # ---------------------------------------------------------------- the tables
@@ -142,9 +113,9 @@ def paper_rows(table_key: str, reference: pd.DataFrame | None) -> list[TableRow]
 
 def paper_table(runs: dict[str, MethodRun], key: str, reference: pd.DataFrame | None = None) -> MetricTable:
     """Tab. 1, 4 or 5: the layout's rows whose method was run; paper rows when given."""
-    if key not in LAYOUTS:
-        raise SpfError(f"Unknown table '{key}': the tables are {', '.join(LAYOUTS)}.")
-    layout = LAYOUTS[key]
+    if key not in TABLE_TITLES:
+        raise SpfError(f"Unknown table '{key}': the tables are {', '.join(TABLE_TITLES)}.")
+    layout = table_layout(key)
     rows = [TableRow(method, label, run_cells(runs[method]), section, identity=dict(runs[method].identity))
             for method, label, section in layout.rows if method in runs]
     shown = {method: runs[method] for method, _, _ in layout.rows if method in runs}

@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from spf_bench.core.errors import SpfError
-from spf_bench.results.runs import MethodRun, TripleSet, find_triple_set, load_runs
+from spf_bench.results.runs import MethodRun, find_triple_set, load_runs
+from spf_bench.triples.triple_set import TripleSet
 from spf_bench.results.tables import METRIC_BY_NAME, PER_PAIR_METRICS, method_sort_key
 
 IMAGE_KINDS = ("images", "reconstruction")
@@ -61,13 +62,14 @@ def load_catalog(runs_dir: Path | str) -> Catalog:
     methods = sorted(runs, key=method_sort_key)
     values = {m: r.per_pair.drop_duplicates("id").set_index("id") for m, r in runs.items() if r.per_pair is not None}
     metrics = [m.name for m in PER_PAIR_METRICS if any(m.name in f.columns for f in values.values())]
-    known = {t["id"]: t for t in (triples.triples if triples else [])}
+    known = triples.by_id() if triples else {}
     ids: dict[str, str] = {}
     for frame in values.values():
         for tid, category in frame["category"].items():
             ids.setdefault(str(tid), str(category))
-    rows = pd.DataFrame([{"id": tid, "category": category, "base_caption": str(known.get(tid, {}).get("base_caption", "")),
-                          "target_caption": str(known.get(tid, {}).get("target_caption", ""))}
+    rows = pd.DataFrame([{"id": tid, "category": category,
+                          "base_caption": known[tid].base_caption if tid in known else "",
+                          "target_caption": known[tid].target_caption if tid in known else ""}
                          for tid, category in ids.items()], columns=["id", "category", "base_caption", "target_caption"])
     images: dict[str, Path] = {}
     for tid in ids:
@@ -76,8 +78,9 @@ def load_catalog(runs_dir: Path | str) -> Catalog:
                 path = run.image_path(tid, kind)
                 if path is not None:
                     images[image_key(kind, method, tid)] = path
-        if triples is not None and triples.original(tid) is not None:
-            images[image_key("original", "", tid)] = triples.original(tid)
+        original = triples.original_if_present(tid) if triples is not None else None
+        if original is not None:
+            images[image_key("original", "", tid)] = original
     return Catalog(root, runs, triples, methods, metrics, rows, values, images)
 
 

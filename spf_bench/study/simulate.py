@@ -121,7 +121,7 @@ def simulate_study(runs_dir, db, study_name: str | None, raters: int, noise: flo
     from spf_bench.results.runs import find_triple_set
 
     triple_set = find_triple_set(runs, runs_dir)
-    captions = {str(t["id"]): str(t.get("target_caption", "")) for t in (triple_set.triples if triple_set else [])}
+    captions = {t.id: t.target_caption for t in (triple_set.triples if triple_set else [])}
     table = truths(runs, captions)
     seen = by_bytes(runs, table)
     tokens = _simulated(db, runs, study_name, raters, f"sim{seed}-noise{noise:g}")

@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from spf_bench.triples.vocab import BASE_PARTS, CATEGORIES, SUBJECTS, TARGETS, Phrase, Subject
+from spf_bench.core.captions import PROMPT_JOIN, join_caption
 from spf_bench.core.errors import SpfError
 
-PROMPT_JOIN = ", "  # c = c_b ⊕ c_t, as in the training captions
 CLIP_MAX_TOKENS = 77  # BOS and EOS included
 SEED_RANGE = 2**31  # torch.Generator.manual_seed accepts any int; this keeps seeds portable
 
@@ -44,7 +44,7 @@ class Triple:
 
 
 def full_caption(base: str, target: str) -> str:
-    return f"{base}{PROMPT_JOIN}{target}"
+    return join_caption(base, target)
 
 
 def triple_id(index: int) -> str:

@@ -30,7 +30,7 @@ from spf_bench.core.fingerprint import hash_json
 from spf_bench.generation.sampling import (
     GenerationSettings,
     Job,
-    default_encode,
+    encode_joined,
     png_bytes,
     render,
 )
@@ -59,6 +59,21 @@ class TripleSet:
     def original(self, triple_id: str) -> Path:
         return self.root / ORIGINALS / f"{triple_id}.png"
 
+    def original_if_present(self, triple_id: str) -> Path | None:
+        path = self.original(triple_id)
+        return path if path.is_file() else None
+
+    def by_id(self) -> dict[str, Triple]:
+        return {t.id: t for t in self.triples}
+
+    def entries(self) -> list[dict]:
+        """Each triple as the manifest lists it, with its original's sha256."""
+        return [self._entry(t) for t in self.triples]
+
+    def manifest_sha256(self) -> str:
+        """The hash of ``manifest.json`` as written: the evaluator's identity of the set."""
+        return sha256_file(self.root / MANIFEST)
+
     @property
     def complete(self) -> bool:
         return all(self.hashes.get(t.id) for t in self.triples)
@@ -81,7 +96,12 @@ class TripleSet:
 
 # ----------------------------------------------------------------------------- reading
 
-def read_manifest(root: Path) -> TripleSet:
+def read_manifest(root: Path, settings_required: bool = True) -> TripleSet:
+    """The one reader of ``manifest.json`` (``docs/formats.md``): every command reads a set here.
+
+    ``settings_required=False`` accepts a set without the generation settings (a set made by
+    another tool, only scored, never extended or generated from).
+    """
     root = Path(root)
     path = root / MANIFEST
     if not path.is_file():
@@ -91,17 +111,22 @@ def read_manifest(root: Path) -> TripleSet:
         info, rows = data["set"], data["triples"]
         triples = [Triple(r["id"], r["category"], r["base_caption"], r["target_caption"], int(r["seed"])) for r in rows]
         hashes = {r["id"]: r.get("sha256") for r in rows}
-        missing = [k for k in _PINNED if k not in info]
+        missing = [k for k in _PINNED if k not in info] if settings_required else []
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise SpfError(f"{path} is not a valid triple-set manifest ({type(exc).__name__}: {exc}).") from None
+    if not isinstance(info, dict) or not isinstance(rows, list):
+        raise SpfError(f"{path} is not a valid triple-set manifest (a 'set' object and a 'triples' list).")
+    ids = [t.id for t in triples]
+    if len(set(ids)) != len(ids) or any(not isinstance(i, str) or not i for i in ids):
+        raise SpfError(f"{path} has missing or repeated triple ids.")
     if missing:
         raise SpfError(f"{path} lacks the set field(s) {', '.join(missing)}.")
     return TripleSet(root, info, triples, hashes)
 
 
-def load_triple_set(root: Path, verify: bool = True) -> TripleSet:
-    """A finished triple set, its images checked against the manifest's hashes."""
-    ts = read_manifest(root)
+def load_triple_set(root: Path, verify: bool = True, settings_required: bool = True) -> TripleSet:
+    """A finished triple set, its images checked against the manifest's hashes (``verify``)."""
+    ts = read_manifest(root, settings_required)
     unfinished = [t.id for t in ts.triples if not ts.hashes.get(t.id)]
     if unfinished:
         raise SpfError(f"The triple set {ts.root} is unfinished ({len(unfinished)} of {len(ts.triples)} originals missing); "
@@ -143,8 +168,8 @@ class _BaseModel:
     def __init__(self, pipe, fingerprint: str):
         self.pipe, self.fingerprint = pipe, fingerprint
 
-    def encode_prompts(self, prompts):
-        return default_encode(self.pipe, prompts)
+    def encode_captions(self, pairs):
+        return encode_joined(self.pipe, pairs)
 
 
 def build_triple_set(out: Path, triples: list[Triple], weights: str = "tiny", settings: GenerationSettings | None = None,

@@ -46,7 +46,7 @@ def train(recipe: Recipe, data: PortraitSet, work: Path, out: Path, log, start: 
     novel = start is not None
     torch.manual_seed(stage.seed)
     cfg = model_config(recipe.size)
-    model, _, tokenizer = _build(cfg, torch.device("cpu"), torch.float32)
+    model, _, tokenizer, _ = _build(cfg, torch.device("cpu"), torch.float32)
     if start is not None:
         from spf_bench.zoo.checkpoints import load_into, read_state_dict
 

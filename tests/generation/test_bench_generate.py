@@ -60,7 +60,7 @@ def test_batch_size_does_not_change_images_beyond_rounding(triple_set, base_mode
 
 
 class _Unbuildable(MethodModel):
-    def encode_prompts(self, prompts):
+    def encode_captions(self, pairs):
         raise AssertionError("rendered although every image was cached")
 
 

@@ -73,6 +73,7 @@ def test_every_lab_method_is_a_trainable_suite_method_with_its_stage2_variant():
     expected = {  # lab name -> the Stage2Config fields that make it (METHOD.md's variants)
         "ours": {}, "ours-no-sfcm": {"no_sfcm": True}, "ours-no-attn": {"no_attn": True}, "ours-no-unet": {"no_unet": True},
         "ours-no-re": {"no_re": True}, "ours-direct-clip": {"direct_clip": True}, "stage2-full": {"trainable": "full"},
+        "stage2-lora-xattn": {"trainable": "lora-xattn"}, "stage2-adapter-xattn": {"trainable": "adapter-xattn"},
         "only-stage2": {"init_from": "original"}, "ours-mask-oracle": {"mask_variant": "oracle"},
         "ours-mask-inverted": {"mask_variant": "inverted"}, "ours-mask-ones": {"mask_variant": "ones"},
     }

@@ -10,13 +10,8 @@ import torch
 
 from spf_bench.methods import registry as methods
 from spf_bench.core.errors import SpfError
-from spf_bench.methods.registry import (
-    build_method,
-    get_method,
-    known_methods,
-    parse_checkpoint_args,
-    read_methods_file,
-)
+from spf_bench.methods.checkpoint_files import parse_checkpoint_args, read_methods_file
+from spf_bench.methods.registry import build_method, get_method, known_methods
 
 # tiny-network ops: one intra-op thread (see the single_thread fixture in conftest)
 pytestmark = pytest.mark.usefixtures("single_thread")

@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+from spf_bench.core.captions import join_caption
 from spf_bench.core.errors import SpfError
 from spf_bench.generation.sampling import GenerationSettings, Job, default_encode, render
 from spf_bench.methods.magnet import (
     Magnet,
     MagnetConfig,
-    PromptSplitter,
     adaptive_strengths,
     build_magnet,
-    join_caption,
     noun_position,
     portrait_concepts,
 )
@@ -39,7 +38,8 @@ def _changed_positions(a: torch.Tensor, b: torch.Tensor) -> set[int]:
 
 def test_zero_strength_reproduces_the_base_models_images_exactly(tiny_pipe):
     settings = GenerationSettings(sampler="ddim", steps=3, guidance=7.5, height=64, width=64)
-    jobs = [Job("t0", PROMPT, 7), Job("t1", join_caption("a photo of an elderly man, smiling, in a kitchen", "with blue eyes"), 8)]
+    # the generator hands Magnet each job's captions apart
+    jobs = [Job("t0", BASE, 7, TARGET), Job("t1", "a photo of an elderly man, smiling, in a kitchen", 8, "with blue eyes")]
     request = BuildRequest("base", "tiny", torch.device("cpu"), torch.float32, None)
     base = build_base(request)
     magnet0 = build_magnet(BuildRequest("magnet", "tiny", torch.device("cpu"), torch.float32, None, {"magnet": {"strength": 0.0}}))
@@ -92,20 +92,20 @@ def test_edit_is_the_binding_vectors_scaled_by_the_adaptive_strengths(tiny_pipe)
 
 
 def test_base_caption_alone_is_left_as_the_original_model_encodes_it(tiny_pipe):
-    encode = build_magnet(BuildRequest("magnet", "tiny", torch.device("cpu"), torch.float32, None)).encode_prompts
+    encode = build_magnet(BuildRequest("magnet", "tiny", torch.device("cpu"), torch.float32, None)).encode_captions
     prompts = [BASE, "", PROMPT]
-    out = encode(prompts)
+    out = encode([(BASE, ""), ("", ""), (BASE, TARGET)])
     plain = default_encode(tiny_pipe, prompts)
     assert torch.equal(out[:2], plain[:2])  # reconstruction prompt and the empty prompt
     assert _changed_positions(plain[2:], out[2:]) == {_position(tiny_pipe.tokenizer, "woman")}
 
 
-def test_prompt_splitting_and_concepts():
-    split = PromptSplitter()
-    assert split(PROMPT) == (BASE, TARGET)  # a target the caption composer writes
-    assert split(BASE) == (BASE, "")
-    custom = PromptSplitter({"a photo of a man, in a field, holding a red kite, at dusk": ("a photo of a man, in a field", "holding a red kite, at dusk")})
-    assert custom("a photo of a man, in a field, holding a red kite, at dusk")[1] == "holding a red kite, at dusk"
+def test_captions_travel_apart_and_concepts():
+    # a target with a comma of its own is bound as the whole target: nothing splits a prompt
+    job = Job("t0", "a photo of a man, in a field", 0, "holding a red kite, at dusk")
+    assert job.captions == ("a photo of a man, in a field", "holding a red kite, at dusk")
+    assert job.prompt == "a photo of a man, in a field, holding a red kite, at dusk" == join_caption(*job.captions)
+    assert Job("t1", BASE, 0).prompt == BASE
     concepts = portrait_concepts(BASE, TARGET)
     assert [(c.noun, c.attribute, c.is_subject) for c in concepts] == [
         ("woman", "round glasses", True), ("hair", "long brown", False), ("park", "", False)]

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from spf_bench.methods import registry
-from spf_bench.methods.registry import METHOD_ALIASES, canonical_method, get_method, known_methods, parse_checkpoint_args, read_methods_file
+from spf_bench.methods.checkpoint_files import parse_checkpoint_args, read_methods_file
+from spf_bench.methods.registry import METHOD_ALIASES, canonical_method, get_method, known_methods
 from spf_bench.lab.methods import LAB_METHODS, check_methods
-from spf_bench.results.tables import METHOD_LABELS
+from spf_bench.results.tables import method_order
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_ONLY = {"control"}  # stage 1 on the set without the correlation: a lab condition, not a method
@@ -31,7 +32,7 @@ def test_the_lab_calls_every_method_by_its_registry_name():
 
 def test_tables_and_paper_numbers_use_registry_names():
     registered = set(known_methods())
-    assert set(METHOD_LABELS) <= registered
+    assert set(method_order()) <= registered
     paper = pd.read_csv(ROOT / "reports" / "paper_tables.csv")
     assert set(paper["method"]) <= registered
     assert not set(METHOD_ALIASES) & registered

@@ -3,7 +3,9 @@
 Layout: an open_clip ``local-dir`` folder, i.e. what the hub repository
 ``timm/vit_large_patch14_clip_224.openai`` holds: ``open_clip_config.json`` (architecture and
 preprocessing) and ``open_clip_model.safetensors``. Another CLIP is chosen by putting its
-hub folder there instead (the loader reads the architecture from the config file).
+hub folder there instead: the loader reads the architecture from the config file and the
+image transform from its ``preprocess_cfg`` (mean, std, interpolation, resize mode, size),
+with open_clip's own defaults (OpenAI's) for what the file leaves out.
 Tiny: the same two files for a two-layer CLIP at CLIP's real 224 px input and real
 tokenizer, so preprocessing is byte-for-byte the real one.
 """
@@ -11,7 +13,7 @@ tokenizer, so preprocessing is byte-for-byte the real one.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -46,6 +48,7 @@ class ClipBundle:
     preprocess: Callable
     tokenizer: Callable
     config: dict
+    preprocess_cfg: dict = field(default_factory=dict)  # open_clip's PreprocessCfg fields the transform uses
 
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.encode_image(pixels)
@@ -68,7 +71,17 @@ def _write_config(folder: Path, model_cfg: dict) -> None:
     (folder / "open_clip_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def _build(model_cfg: dict, device: torch.device, dtype: torch.dtype):
+def image_transform(model_cfg: dict, preprocess_cfg: dict | None) -> tuple[Callable, dict]:
+    """open_clip's inference transform for a folder's ``preprocess_cfg`` (open_clip merges it
+    over its defaults, as its own hub loader does), and the settings it resolved to."""
+    from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
+
+    base = PreprocessCfg(size=model_cfg["vision_cfg"]["image_size"])
+    cfg = PreprocessCfg(**merge_preprocess_dict(base, preprocess_cfg or {}))
+    return image_transform_v2(cfg, is_train=False), asdict(cfg)
+
+
+def _build(model_cfg: dict, device: torch.device, dtype: torch.dtype, preprocess_cfg: dict | None = None):
     import open_clip
     from open_clip.model import CLIP
 
@@ -77,16 +90,16 @@ def _build(model_cfg: dict, device: torch.device, dtype: torch.dtype):
     with torch.device(device):
         model = CLIP(**cfg, quick_gelu=quick_gelu, cast_dtype=None)
     model = model.to(dtype=dtype).eval()
-    preprocess = open_clip.image_transform(cfg["vision_cfg"]["image_size"], is_train=False, mean=OPENAI_MEAN, std=OPENAI_STD)
+    preprocess, resolved = image_transform(cfg, preprocess_cfg)
     tokenizer = open_clip.get_tokenizer(DEFAULT_MODEL)
-    return model, preprocess, tokenizer
+    return model, preprocess, tokenizer, resolved
 
 
 def write_tiny(folder: Path) -> None:
     from safetensors.torch import save_file
 
     torch.manual_seed(TINY_SEED)
-    model, _, _ = _build(TINY_MODEL_CFG, torch.device("cpu"), torch.float32)
+    model, *_ = _build(TINY_MODEL_CFG, torch.device("cpu"), torch.float32)
     folder.mkdir(parents=True, exist_ok=True)
     _write_config(folder, TINY_MODEL_CFG)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
@@ -97,19 +110,23 @@ def load_folder(folder: Path, device: torch.device, dtype: torch.dtype) -> ClipB
     try:
         config = json.loads(config_path.read_text())
         model_cfg = config["model_cfg"]
+        preprocess_cfg = config.get("preprocess_cfg") or {}
+        if not isinstance(preprocess_cfg, dict):
+            raise ValueError
     except (OSError, ValueError, KeyError):
-        raise WeightsCorruptError(f"{config_path} is not an open_clip config with a 'model_cfg' entry.") from None
+        raise WeightsCorruptError(f"{config_path} is not an open_clip config with a 'model_cfg' entry "
+                                  "(and, optionally, a 'preprocess_cfg' object).") from None
     weights = folder / "open_clip_model.safetensors"
-    model, preprocess, tokenizer = _build(model_cfg, torch.device("cpu"), torch.float32)
+    model, preprocess, tokenizer, resolved = _build(model_cfg, torch.device("cpu"), torch.float32, preprocess_cfg)
     load_into(model, read_state_dict(weights), weights)
-    return ClipBundle(model.to(device=device, dtype=dtype).eval(), preprocess, tokenizer, model_cfg)
+    return ClipBundle(model.to(device=device, dtype=dtype).eval(), preprocess, tokenizer, model_cfg, resolved)
 
 
 def build_random(device: torch.device, dtype: torch.dtype) -> ClipBundle:
     torch.manual_seed(TINY_SEED)
     cfg = _real_model_cfg()
-    model, preprocess, tokenizer = _build(cfg, device, dtype if device.type != "meta" else torch.float32)
-    return ClipBundle(model, preprocess, tokenizer, cfg)
+    model, preprocess, tokenizer, resolved = _build(cfg, device, dtype if device.type != "meta" else torch.float32)
+    return ClipBundle(model, preprocess, tokenizer, cfg, resolved)
 
 
 NETWORK = register(Network(
