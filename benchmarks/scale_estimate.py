@@ -69,7 +69,6 @@ def per_image_flops() -> dict[str, float]:
         out["text encoder"] = count(lambda: pipe.text_encoder(ids))
         out["UNet step (cfg)"] = count(lambda: pipe.unet(x, t, encoder_hidden_states=text))
         out["VAE decode"] = count(lambda: pipe.vae.decode(torch.zeros(1, 4, latent, latent, device=meta)))
-        del pipe
 
         inception = _meta("inception")
         out["Inception"] = count(lambda: inception(torch.zeros(1, 3, 299, 299, dtype=torch.uint8, device=meta)))
