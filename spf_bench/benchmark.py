@@ -64,7 +64,12 @@ class RunRequest:
     progress: bool = True
     report: object = print
     processes: object = None  # accelerate's PartialState when launched with several processes
-    networks: dict | None = None  # metric networks already loaded on these weights, by zoo name (shared, filled)
+    networks: dict | None = None  # metric networks already loaded on these weights, by zoo name (shared)
+    # "backbone": every method generated first, then scored one metric network at a time,
+    # each loaded once and freed (bounded memory); "resident": each method scored right after
+    # its generation with every metric network kept loaded (and added to ``networks``).
+    scoring: str = "backbone"
+    max_memory_gb: float | None = None  # scoring's batch sizes shrink to fit; refused up front if it cannot
 
 
 def distributed_state():
@@ -94,6 +99,10 @@ def _run_benchmark(req: RunRequest) -> dict:
     req.methods = [canonical_method(name) for name in req.methods]  # old names: one name per method in the results
     for name in req.methods:
         get_method(name)  # fail on a typo before any work
+    if req.scoring not in ("backbone", "resident"):
+        raise SpfError(f"Scoring order must be 'backbone' or 'resident', not '{req.scoring}'.")
+    if req.evaluate and req.max_memory_gb is not None:
+        _check_budget(req)  # before the triple set, the checkpoints and the pipelines
     out = Path(req.out)
     if req.processes is None:
         req.processes = distributed_state()
@@ -109,11 +118,19 @@ def _run_benchmark(req: RunRequest) -> dict:
     check_agreement({"triple set": ts.sha256, "weights": base_sha256(req.weights), "options": _options(req)},
                     "this benchmark launch")
     results = {}
-    # the metrics' networks, loaded once and shared by every method's scoring (and by the
-    # caller's later runs when it passes a dict of its own)
-    networks: dict = req.networks if req.networks is not None else {}
-    for name in dict.fromkeys(req.methods):  # a method named twice runs once
-        results[name] = run_method(req, ts, name, out / name, networks)
+    if req.scoring == "resident":
+        # the metrics' networks, loaded once and shared by every method's scoring (and by the
+        # caller's later runs when it passes a dict of its own)
+        networks: dict = req.networks if req.networks is not None else {}
+        for name in dict.fromkeys(req.methods):  # a method named twice runs once
+            results[name] = run_method(req, ts, name, out / name, networks)
+    else:
+        for name in dict.fromkeys(req.methods):
+            results[name] = run_method(req, ts, name, out / name, score=False)
+        if req.evaluate and _is_main(req):
+            clock = time.perf_counter()
+            results.update(_score_backbone_major(req, ts, out, results))
+            req.report(f"scoring {len(results)} method(s) backbone by backbone in {time.perf_counter() - clock:.1f} s")
     if req.evaluate and _is_main(req):
         from spf_bench.results.tables import write_leaderboard
 
@@ -157,8 +174,9 @@ def _triple_set(req: RunRequest, out: Path) -> TripleSet:
     return ts
 
 
-def run_method(req: RunRequest, ts: TripleSet, name: str, folder: Path, networks: dict | None = None) -> dict:
-    """Generate and score one method into ``folder`` (``OUT/<method>``)."""
+def run_method(req: RunRequest, ts: TripleSet, name: str, folder: Path, networks: dict | None = None,
+               score: bool = True) -> dict:
+    """Generate and (unless ``score`` is False: the run record) score one method into ``folder``."""
     spec = get_method(name)
     checkpoint = req.checkpoints.get(name)
     clock = time.perf_counter()
@@ -183,8 +201,10 @@ def run_method(req: RunRequest, ts: TripleSet, name: str, folder: Path, networks
     write_bytes_atomic(folder / "run.json", (json.dumps(record, indent=1) + "\n").encode("utf-8"))
     del model
     gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # the pipeline's memory goes back before any metric network loads
     req.report(f"{name}: generation in {record['generation_seconds']:.1f} s")
-    if not req.evaluate:
+    if not req.evaluate or not score:
         return record
     key = scoring_key(record, req.eval_options, req.reconstruction)
     finished = finished_summary(folder, key)
@@ -236,29 +256,84 @@ def _run_record(req, ts: TripleSet, name, model: MethodModel, checkpoint, dtype,
 
 
 def _score(req: RunRequest, ts: TripleSet, folder: Path, record: dict, networks: dict) -> dict:
-    from spf_bench.evaluation.evaluator import evaluate_run, write_outputs, zoo_networks_for
-    from spf_bench.metrics import registry
+    from spf_bench.evaluation.evaluator import evaluate_run
     from spf_bench.zoo import load
 
     # The world's oracle is not a zoo network: the evaluator loads it and adds it to ``networks``.
-    for name in zoo_networks_for(req.eval_options.get("metrics", registry.default_metrics())):
+    for name in _metric_networks(req):
         if name not in networks:
             networks[name] = load(name, source=req.weights, device=req.device)
     common = dict(weights=req.weights, method=record["method"], checkpoint_sha256=record["checkpoint_sha256"],
                   progress=req.progress, write=False, device=str(req.device), networks=networks,
                   **eval_options_for(req.weights, **req.eval_options))
     result = evaluate_run(ts.root, folder / "images", **common)
+    rec = None
+    if req.reconstruction:
+        rec = evaluate_run(ts.root, folder / "reconstruction", **{**common, "metrics": _preservation(req)})
+    return _write_scores(ts, folder, record, result, rec)
+
+
+def _preservation(req: RunRequest) -> tuple[str, ...]:
+    from spf_bench.metrics import registry
+
+    # (choice) the reconstruction analysis scores the preservation metrics among those named,
+    # else the paper's (Sec. 4.4), whose table it reproduces
+    return tuple(registry.of_group(req.eval_options.get("metrics") or registry.paper_metrics(), registry.PRESERVATION))
+
+
+def _write_scores(ts: TripleSet, folder: Path, record: dict, result, reconstruction=None) -> dict:
     summary = result.summary
     # The manifest's own sha256 is the evaluator's set identity; ours (settings + image
     # hashes) is kept beside it, with what identifies the run's model and settings.
     summary["identity"] = {**summary.get("identity", {}), **{k: v for k, v in record.items() if k not in summary.get("identity", {})},
                            "set_sha256": ts.sha256}
-    if req.reconstruction:
-        # (choice) the reconstruction analysis scores the preservation metrics among those named,
-        # else the paper's (Sec. 4.4), whose table it reproduces
-        metrics = registry.of_group(req.eval_options.get("metrics") or registry.paper_metrics(), registry.PRESERVATION)
-        rec = evaluate_run(ts.root, folder / "reconstruction", **{**common, "metrics": metrics})
-        summary["reconstruction"] = rec.summary.get("metrics", {})
+    if reconstruction is not None:
+        summary["reconstruction"] = reconstruction.summary.get("metrics", {})
+    from spf_bench.evaluation.evaluator import write_outputs
+
     write_outputs(folder, result.per_pair_rows, summary)
     return summary
+
+
+def _metric_networks(req: RunRequest) -> tuple[str, ...]:
+    from spf_bench.evaluation.evaluator import zoo_networks_for
+    from spf_bench.metrics import registry
+
+    return zoo_networks_for(req.eval_options.get("metrics", registry.default_metrics()))
+
+
+def _check_budget(req: RunRequest) -> None:
+    from spf_bench.evaluation.memory_budget import plan_batches
+
+    options = eval_options_for(req.weights, **req.eval_options)
+    plan_batches(_metric_networks(req), req.weights, options.get("batch_size", 8), req.max_memory_gb)
+
+
+def _score_backbone_major(req: RunRequest, ts: TripleSet, out: Path, records: dict) -> dict:
+    """Every method's images (and reconstructions) scored together, one metric network at a time."""
+    from spf_bench.evaluation.backbone_major import score_jobs, scoring_job
+
+    jobs, slots, summaries, keyed = [], [], {}, {}
+    for name, record in records.items():
+        key = scoring_key(record, req.eval_options, req.reconstruction)
+        finished = finished_summary(out / name, key)
+        if finished is not None:
+            req.report(f"{name}: scores of an earlier run with the same model, images and options reused")
+            summaries[name] = finished
+            continue
+        keyed[name] = {**record, "scoring_key": key}
+        common = dict(method=record["method"], checkpoint_sha256=record["checkpoint_sha256"], device=str(req.device),
+                      **eval_options_for(req.weights, **req.eval_options))
+        jobs.append(scoring_job(ts.root, out / name / "images", req.weights, **common))
+        slots.append((name, "images"))
+        if req.reconstruction:
+            jobs.append(scoring_job(ts.root, out / name / "reconstruction", req.weights,
+                                    **{**common, "metrics": _preservation(req)}))
+            slots.append((name, "reconstruction"))
+    scored = dict(zip(slots, score_jobs(jobs, device=req.device, networks=req.networks, progress=req.progress,
+                                        max_memory_gb=req.max_memory_gb)))
+    for name, record in keyed.items():
+        summaries[name] = _write_scores(ts, out / name, record, scored[(name, "images")],
+                                        scored.get((name, "reconstruction")))
+    return {name: summaries[name] for name in records}
 

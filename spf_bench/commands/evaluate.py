@@ -39,6 +39,9 @@ def register(subparsers) -> None:
     parser.add_argument("--no-world-metrics", action="store_true",
                         help="under --weights synth, do not add the world's exact metrics (e.g. for captions not the world's)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--max-memory", type=float, metavar="GB",
+                        help="score one metric network at a time with batches shrunk to fit GB (refused up front "
+                             "when a network cannot fit)")
     parser.set_defaults(func=run)
 
 
@@ -50,11 +53,15 @@ def run(args: argparse.Namespace) -> int:
         chosen["metrics"] = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
         if not chosen["metrics"]:
             raise SpfError("--metrics names no metric.")
-    result = evaluate_run(
-        args.triples, args.images, weights=args.weights, out_dir=args.out, method=args.method,
-        **chosen, device=str(parse_device(args.device)), batch_size=args.batch_size, n_bootstrap=args.bootstrap,
-        fid_bootstrap=args.fid_bootstrap, seed=args.seed, clip_t_caption=args.clip_t_caption,
-        sam_points_per_side=args.sam_points, use_cache=not args.no_cache, world_metrics=not args.no_world_metrics)
+    options = dict(**chosen, device=str(parse_device(args.device)), batch_size=args.batch_size,
+                   n_bootstrap=args.bootstrap, fid_bootstrap=args.fid_bootstrap, seed=args.seed,
+                   clip_t_caption=args.clip_t_caption, sam_points_per_side=args.sam_points,
+                   use_cache=not args.no_cache, world_metrics=not args.no_world_metrics)
+    if args.max_memory is not None:
+        result = _evaluate_within(args, options)
+    else:
+        result = evaluate_run(args.triples, args.images, weights=args.weights, out_dir=args.out, method=args.method,
+                              **options)
     for name, entry in result.summary["metrics"].items():
         value, low, high = entry["value"], entry["ci_low"], entry["ci_high"]
         shown = "n/a" if value is None else f"{value:.4f}"
@@ -64,3 +71,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"face found in both images: {result.summary['face_found_rate']:.1%} of pairs")
     print(f"wrote {result.out_dir / 'per_pair.csv'} and {result.out_dir / 'summary.json'}")
     return 0
+
+
+def _evaluate_within(args: argparse.Namespace, options: dict):
+    """The same scores, one metric network in memory at a time, batches sized to ``--max-memory``."""
+    from spf_bench.evaluation.backbone_major import score_jobs, scoring_job
+    from spf_bench.evaluation.evaluator import default_out_dir, write_outputs
+
+    job = scoring_job(args.triples, args.images, args.weights, method=args.method, **options)
+    result = score_jobs([job], device=job.options.device, max_memory_gb=args.max_memory, progress=not args.no_progress)[0]
+    result.out_dir = Path(args.out) if args.out is not None else default_out_dir(Path(job.identity["images"]))
+    write_outputs(result.out_dir, result.per_pair_rows, result.summary)
+    return result

@@ -47,6 +47,13 @@ def register(subparsers) -> None:
                    help="on synth, leave out the world's exact metrics (Target-Acc, Attr-Pres, ID-Pres)")
     p.add_argument("--no-eval", action="store_true", help="generate only; skip scoring and the leaderboard")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--max-memory", type=float, metavar="GB",
+                   help="scoring's batch sizes shrink so each metric network fits in GB; a run that cannot fit "
+                        "is refused before anything large is loaded")
+    p.add_argument("--scoring", choices=("backbone", "resident"), default="backbone",
+                   help="backbone (default): every method generated first, then one metric network in memory at a "
+                        "time, each loaded once; resident: each method scored after its generation with every "
+                        "metric network kept loaded")
     p.set_defaults(func=run)
 
 
@@ -59,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         reconstruction=args.reconstruction, n_triples=args.n, triple_seed=args.seed,
         settings=settings_for(args.weights, steps=args.steps, size=args.size), batch_size=args.batch_size,
         device=device, dtype=args.dtype, quick=QuickTraining(steps=args.train_steps), evaluate=not args.no_eval,
-        eval_options=_eval_options(args), progress=not args.no_progress,
+        eval_options=_eval_options(args), progress=not args.no_progress, scoring=args.scoring,
+        max_memory_gb=args.max_memory,
     )
     run_benchmark(request)
     if not args.no_eval:
