@@ -307,8 +307,10 @@ class TrainingLoop:
         while self.state.step < end:
             values = self.train_step()
             self._log(values)
+            # refresh=False: the update draws the new values within the bar's own interval, so
+            # a log file gets a line every interval rather than one per step
+            bar.set_postfix({k: f"{v:.4g}" for k, v in values.items() if k != "lr"}, refresh=False)
             bar.update(1)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in values.items() if k != "lr"})
             if self.config.checkpoint_every > 0 and self.state.step % self.config.checkpoint_every == 0:
                 self.save_checkpoint()
         bar.close()
