@@ -14,7 +14,8 @@ from spf_train.capture import AttentionRecord, install_capture
 from spf_train.config import TrainConfig
 from spf_train.data import PortraitDataset
 from spf_train.latent_cache import build_latent_cache, cache_key
-from spf_train.loop import LossTerm, StepContext, weight_dtype
+from spf_train.accelerator import weight_dtype
+from spf_train.loop import LossTerm, StepContext
 from spf_train.losses import diffusion_loss
 from spf_train.models import (
     diffusion_target,

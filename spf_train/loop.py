@@ -36,6 +36,7 @@ import torch
 from spf_bench.core.agreement import check_agreement, fingerprint, tensors_fingerprint
 from spf_bench.core.errors import SpfError
 from spf_train.config import TrainConfig, config_to_dict, save_config
+from spf_train.accelerator import make_accelerator
 from spf_train.data import batch_indices, collate
 
 CHECKPOINT_DIR = "checkpoints"
@@ -138,54 +139,6 @@ def total_steps(config: TrainConfig, dataset_size: int, num_processes: int = 1) 
         return config.max_steps
     per_step = config.train_batch_size * config.gradient_accumulation_steps * num_processes
     return max(1, math.ceil(config.num_epochs * dataset_size / per_step))
-
-
-def make_accelerator(config: TrainConfig):
-    from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration
-
-    if config.mixed_precision not in ("no", "fp16", "bf16"):
-        raise SpfError(f"mixed_precision must be no, fp16 or bf16, not '{config.mixed_precision}'.")
-    _allow_new_single_process_state()
-    _select_gpu(config.device)
-    return Accelerator(
-        mixed_precision=config.mixed_precision,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        cpu=config.device == "cpu",
-        project_config=ProjectConfiguration(project_dir=config.output_dir),
-    )
-
-
-def _select_gpu(device: str) -> None:
-    """Make ``cuda:N`` the current GPU: a single-process Accelerator trains on the current one."""
-    if not device or device == "cpu":
-        return
-    try:
-        chosen = torch.device(device)
-    except RuntimeError:
-        raise SpfError(f"device must be empty, cpu, cuda or cuda:N, not '{device}'.") from None
-    if chosen.type == "cuda":
-        if not torch.cuda.is_available():
-            raise SpfError(f"The device '{device}' was asked for but torch sees no CUDA GPU here.")
-        if chosen.index is not None:
-            torch.cuda.set_device(chosen.index)
-
-
-def _allow_new_single_process_state() -> None:
-    """accelerate keeps one global state per process and refuses a second Accelerator with
-    another precision; several runs in one single-process Python session (tests, notebooks)
-    each need their own, so the global state is cleared there. Never under ``accelerate
-    launch`` with several processes, where that state is the process group's."""
-    from accelerate.state import AcceleratorState, GradientState, PartialState
-
-    if AcceleratorState._shared_state and PartialState().num_processes == 1:
-        AcceleratorState._reset_state()
-        GradientState._reset_state()
-
-
-def weight_dtype(accelerator) -> torch.dtype:
-    """The dtype frozen networks are cast to (trainable weights always stay fp32)."""
-    return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
 
 
 class TrainingLoop:
@@ -354,8 +307,10 @@ class TrainingLoop:
         while self.state.step < end:
             values = self.train_step()
             self._log(values)
+            # refresh=False: the update draws the new values within the bar's own interval, so
+            # a log file gets a line every interval rather than one per step
+            bar.set_postfix({k: f"{v:.4g}" for k, v in values.items() if k != "lr"}, refresh=False)
             bar.update(1)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in values.items() if k != "lr"})
             if self.config.checkpoint_every > 0 and self.state.step % self.config.checkpoint_every == 0:
                 self.save_checkpoint()
         bar.close()

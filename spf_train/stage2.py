@@ -27,7 +27,8 @@ from spf_train.config import Stage2Config
 from spf_train.config_options import literal_choices
 from spf_train.data import batch_indices, collate
 from spf_train.diffusion_task import DiffusionTask
-from spf_train.loop import LossHook, LossTerm, StepContext, train, weight_dtype
+from spf_train.accelerator import weight_dtype
+from spf_train.loop import LossHook, LossTerm, StepContext, train
 from spf_train.losses import (
     attention_alignment_loss,
     diffusion_loss,

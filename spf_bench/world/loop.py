@@ -69,7 +69,7 @@ def train_steps(
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if (step + 1) % 20 == 0:
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
         if (step + 1) % every == 0 or step + 1 == total:
             _save(checkpoint, modules, optimizer, step + 1, time.time() - began, total, history)
             if log:

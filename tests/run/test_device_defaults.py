@@ -55,7 +55,7 @@ def test_quick_checkpoints_train_on_the_runs_device(monkeypatch, tmp_path):
 
 
 def test_spf_train_refuses_a_device_it_cannot_use():
-    from spf_train.loop import _select_gpu
+    from spf_train.accelerator import _select_gpu
 
     _select_gpu("")
     _select_gpu("cpu")
