@@ -22,6 +22,7 @@ from torch import nn
 
 from spf_bench import zoo
 from spf_bench.zoo.networks import mps as mps_net
+from spf_bench.zoo.networks import mps_model
 
 # Beside the project's root in CI; SPF_REFERENCE_DIR names it for a checkout kept elsewhere.
 REFERENCE = Path(os.environ.get("SPF_REFERENCE_DIR") or Path(__file__).resolve().parents[2].parent / "shared" / "reference") / "mps"
@@ -126,7 +127,7 @@ def test_their_scoring_defaults_are_ours(reference):
 
     source = inspect.getsource(reference[2].infer_one_sample)
     assert f'condition = "{mps_net.CONDITIONS["overall"]}"' in source
-    assert f"sim_text_condition > {mps_net.MASK_THRESHOLD}" in source
+    assert f"sim_text_condition > {mps_model.MASK_THRESHOLD}" in source
 
 
 def _centre_text_projection(bundle: mps_net.MpsBundle) -> None:
