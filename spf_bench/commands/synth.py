@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from spf_bench.commands.synth_options import metric_list as _metrics, attribute_pair as _pair
+from spf_bench.commands.synth_options import add_lab_options, attribute_pair as _pair, metric_list as _metrics
 from spf_bench.core.errors import SpfError
 
 
@@ -37,19 +37,11 @@ def register(subparsers) -> None:
     check.set_defaults(func=run_check)
     lab = sub.add_parser("lab", help="measure semantic pollution: fine-tune on correlated data, compare methods")
     lab.add_argument("--out", type=Path, required=True, help="folder for the sets, checkpoints, images and summary (resumable)")
-    lab.add_argument("--target", default="glasses=yes", help="ATTRIBUTE=VALUE every fine-tuning image shows (default glasses=yes)")
-    lab.add_argument("--spurious", default="background=green", help="ATTRIBUTE=VALUE correlated with it (default background=green)")
     from spf_bench.lab.methods import DEFAULT_METHODS, LAB_METHODS  # the registry's trainable methods
 
-    lab.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                     help=f"comma-separated lab methods, of: {', '.join(LAB_METHODS)} (default: {','.join(DEFAULT_METHODS)})")
-    lab.add_argument("--metrics", default="all",
-                     help="comma-separated suite metrics scored per method, or 'all' (default) or 'none'")
-    lab.add_argument("--steps", type=int, default=300, help="optimizer steps of every fine-tune (default 300)")
-    lab.add_argument("--train-images", type=int, default=64, help="images in the fine-tuning set (default 64)")
-    lab.add_argument("--prompts", type=int, default=100, help="base prompts each model draws (default 100)")
-    lab.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    lab.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_lab_options(lab, methods_default=",".join(DEFAULT_METHODS),
+                    methods_help=f"comma-separated lab methods, of: {', '.join(LAB_METHODS)} (default: {','.join(DEFAULT_METHODS)})",
+                    prompts_default=100, prompts_help="base prompts each model draws (default 100)")
     lab.set_defaults(func=run_lab)
     custom = sub.add_parser("customset", help="render a customization set that teaches the novel attributes from a narrow, "
                                               "polluting distribution (and, with --control, its unbiased control)")

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from spf_bench.commands.synth_options import add_lab_options
 from spf_bench.core.errors import SpfError
 
 
@@ -15,17 +16,10 @@ def register(sub) -> None:
     table = sub.add_parser("table", help="a world Tab. 1: every method and ablation over several training seeds, "
                                          "compared with ours and with the paper (resumable)")
     table.add_argument("--out", type=Path, required=True, help="folder for one lab per seed, records.csv, table.json and table.md")
-    table.add_argument("--target", default="glasses=yes", help="ATTRIBUTE=VALUE every fine-tuning image shows (default glasses=yes)")
-    table.add_argument("--spurious", default="background=green", help="ATTRIBUTE=VALUE correlated with it (default background=green)")
-    table.add_argument("--methods", default=",".join(TAB1_METHODS),
-                       help=f"comma-separated lab methods, 'ours' among them, of: {', '.join(LAB_METHODS)} (default: Tab. 1 and the mask variants)")
-    table.add_argument("--metrics", default="all", help="comma-separated suite metrics, or 'all' (default) or 'none'")
+    add_lab_options(table, methods_default=",".join(TAB1_METHODS),
+                    methods_help=f"comma-separated lab methods, 'ours' among them, of: {', '.join(LAB_METHODS)} (default: Tab. 1 and the mask variants)",
+                    prompts_default=400, prompts_help="base prompts each model draws per seed (default 400)")
     table.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default 0,1,2)")
-    table.add_argument("--steps", type=int, default=300, help="optimizer steps of every fine-tune (default 300)")
-    table.add_argument("--train-images", type=int, default=64, help="images in the fine-tuning set (default 64)")
-    table.add_argument("--prompts", type=int, default=400, help="base prompts each model draws per seed (default 400)")
-    table.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    table.add_argument("--no-progress", action="store_true", help="hide progress bars")
     table.set_defaults(func=run_table)
 
 
