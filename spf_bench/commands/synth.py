@@ -117,6 +117,12 @@ def run_check(args: argparse.Namespace) -> int:
     result = measure.pipeline_accuracy(pipe, oracle, n=args.captions)
     print(f"pipeline: mean oracle accuracy {result['mean']:.3f} on {result['n']} captions (chance {result['chance']:.3f}, guidance {result['guidance']})")
     print("  per attribute: " + ", ".join(f"{k} {v:.2f}" for k, v in result["per_attribute"].items()))
+    from spf_bench.world import capacity
+
+    round_trip = capacity.vae_round_trip(pipe.vae, oracle)
+    reading = capacity.text_reading(pipe.tokenizer, pipe.text_encoder)
+    print("what the frozen parts carry (VAE round trip of 200 fresh renders; text encoder's reading of each content word):")
+    print(capacity.novel_summary(round_trip, reading))
     novel = measure.novel_draw_rates(pipe, oracle, n=args.captions)
     print(f"novel attributes drawn when asked ({args.captions} captions each; 95% Wilson interval):")
     for name, r in novel.items():
