@@ -12,7 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
-from spf_bench.commands.synth_options import add_lab_options, attribute_pair as _pair, metric_list as _metrics
+from spf_bench.commands.synth_options import (add_customization_options, add_lab_options, customization_fields, lab_design,
+                                              metric_list as _metrics)
 from spf_bench.core.errors import SpfError
 
 
@@ -35,7 +36,8 @@ def register(subparsers) -> None:
     check = sub.add_parser("check", help="verify the shipped weights' hashes and measure the oracle and the pipeline")
     check.add_argument("--captions", type=int, default=64, help="random captions for the pipeline's accuracy (default 64)")
     check.set_defaults(func=run_check)
-    lab = sub.add_parser("lab", help="measure semantic pollution: fine-tune on correlated data, compare methods")
+    lab = sub.add_parser("lab", help="measure semantic pollution: fine-tune on correlated data (or, with --customization, on a "
+                                     "customization set), compare methods")
     lab.add_argument("--out", type=Path, required=True, help="folder for the sets, checkpoints, images and summary (resumable)")
     from spf_bench.lab.methods import DEFAULT_METHODS, LAB_METHODS  # the registry's trainable methods
 
@@ -46,13 +48,8 @@ def register(subparsers) -> None:
     custom = sub.add_parser("customset", help="render a customization set that teaches the novel attributes from a narrow, "
                                               "polluting distribution (and, with --control, its unbiased control)")
     custom.add_argument("--out", type=Path, required=True, help="folder for the images, metadata.jsonl and customization.json")
-    custom.add_argument("--targets", default=None, help="comma-separated attributes taught (default: every novel attribute)")
+    add_customization_options(custom)
     custom.add_argument("--images", type=int, default=112, help="portraits in the set (default 112)")
-    custom.add_argument("--identities", type=int, default=4, help="identities the portraits are drawn from (default 4)")
-    custom.add_argument("--bias", action="append", default=None, metavar="ATTRIBUTE=VALUE:SHARE",
-                        help="a biased attribute, repeatable (default: background=green:0.8, shirt=red:0.7, style=photo:0.7); "
-                             "--bias none for no bias")
-    custom.add_argument("--say-biased", type=float, default=0.1, help="chance a caption says a biased attribute (default 0.1)")
     custom.add_argument("--seed", type=int, default=0, help="seed of the whole set (default 0)")
     custom.add_argument("--control", action="store_true", help="the control set: the same attributes, no bias, identities from the whole range")
     custom.set_defaults(func=run_customset)
@@ -136,17 +133,14 @@ def run_lab(args: argparse.Namespace) -> int:
     from spf_bench.metrics import METRIC_ORDER
     from spf_bench.lab.experiment import Lab, LabConfig
     from spf_bench.lab.methods import check_methods
-    from spf_bench.world.sets import Correlation
     from spf_bench.world.ship import load_shipped_oracle
     from spf_bench.zoo import synth_source
 
     torch.set_num_threads(max(1, args.threads))
-    target, spurious = _pair(args.target, "--target"), _pair(args.spurious, "--spurious")
-    if target[0] == spurious[0]:
-        raise SpfError("--target and --spurious must name two different attributes.")
+    design = lab_design(args)
     methods = check_methods(tuple(m.strip() for m in args.methods.split(",") if m.strip()))
-    config = LabConfig(Correlation(*target, *spurious), train_images=args.train_images, steps=args.steps,
-                       prompts=args.prompts, methods=methods, metrics=_metrics(args.metrics, METRIC_ORDER))
+    config = LabConfig(**design, steps=args.steps, prompts=args.prompts, methods=methods,
+                       metrics=_metrics(args.metrics, METRIC_ORDER))
     for name in ("sd15", "clip"):
         synth_source.verify(name)
     lab = Lab(args.out, config, synth_source.folder("sd15"), synth_source.folder("clip"))
@@ -157,17 +151,9 @@ def run_lab(args: argparse.Namespace) -> int:
 
 
 def run_customset(args: argparse.Namespace) -> int:
-    from spf_bench.world.custom_sets import DEFAULT_BIASES, Bias, CustomSet, write
+    from spf_bench.world.custom_sets import CustomSet, write
 
-    kwargs = {}
-    if args.targets is not None:
-        kwargs["targets"] = tuple(t.strip() for t in args.targets.split(",") if t.strip())
-    if args.bias is not None:
-        kwargs["biases"] = () if args.bias == ["none"] else tuple(Bias.parse(b) for b in args.bias)
-    else:
-        kwargs["biases"] = DEFAULT_BIASES
-    spec = CustomSet(images=args.images, identities=args.identities, say_biased=args.say_biased, seed=args.seed,
-                     control=args.control, **kwargs)
+    spec = CustomSet(images=args.images, seed=args.seed, control=args.control, **customization_fields(args))
     if (args.out / "metadata.jsonl").exists():
         raise SpfError(f"{args.out} already holds a set (metadata.jsonl); choose another --out folder.")
     folder = write(args.out, spec)

@@ -36,29 +36,28 @@ def _seeds(text: str) -> tuple[int, ...]:
 def run_table(args: argparse.Namespace) -> int:
     import torch
 
-    from spf_bench.commands.synth_options import attribute_pair, metric_list
+    from spf_bench.commands.synth_options import lab_design, metric_list
     from spf_bench.lab.experiment import LabConfig
     from spf_bench.lab.methods import check_methods
     from spf_bench.lab.table import LabTable, TableConfig
     from spf_bench.metrics import METRIC_ORDER
-    from spf_bench.world.sets import Correlation
     from spf_bench.world.ship import load_shipped_oracle
     from spf_bench.zoo import synth_source
 
     torch.set_num_threads(max(1, args.threads))
-    target, spurious = attribute_pair(args.target, "--target"), attribute_pair(args.spurious, "--spurious")
-    if target[0] == spurious[0]:
-        raise SpfError("--target and --spurious must name two different attributes.")
-    for flag, value, least in (("--steps", args.steps, 1), ("--train-images", args.train_images, 1), ("--prompts", args.prompts, 1)):
+    design = lab_design(args)
+    for flag, value, least in (("--steps", args.steps, 1), ("--train-images", design["train_images"], 1), ("--prompts", args.prompts, 1)):
         if value < least:
             raise SpfError(f"{flag} must be at least {least}, got {value}.")
     methods = check_methods(tuple(m.strip() for m in args.methods.split(",") if m.strip()))
-    lab = LabConfig(Correlation(*target, *spurious), train_images=args.train_images, steps=args.steps,
-                    prompts=args.prompts, methods=methods, metrics=metric_list(args.metrics, METRIC_ORDER))
+    lab = LabConfig(**design, steps=args.steps, prompts=args.prompts, methods=methods,
+                    metrics=metric_list(args.metrics, METRIC_ORDER))
     for name in ("sd15", "clip"):
         synth_source.verify(name)
     table = LabTable(args.out, TableConfig(lab, _seeds(args.seeds)), synth_source.folder("sd15"), synth_source.folder("clip"))
     result = table.run(load_shipped_oracle())
     print(json.dumps({k: v for k, v in result.get("mask_order", {}).items() if isinstance(v, bool)}, indent=1))
+    if "verdict" in result:
+        print(json.dumps({k: v for k, v in result["verdict"].items() if not isinstance(v, dict)}, indent=1))
     print(f"table: {Path(args.out) / 'table.md'} (and table.json); records: {Path(args.out) / 'records.csv'}")
     return 0

@@ -12,6 +12,10 @@ target accuracy on customized prompts; and the suite's eight metrics on (origina
 the base prompt, model on the customized prompt) pairs, with bootstrap intervals
 (:mod:`.lab_scores`). Outputs: ``summary.json``, ``summary.md``, ``grid.png`` + ``grid.txt``.
 
+With a :class:`~.customization.Customization` (``LabConfig.customization``) the lab runs in
+customization mode instead: the fine-tuning set is a customization set and the control its
+unbiased control, and what is measured is :mod:`.customization`'s.
+
 Everything is kept in ``--out`` and reused: sets, checkpoints (each marked finished with what
 made it), images, and the evaluator's feature cache. ``lab.json`` pins the settings that
 all of these depend on, so a second call with other settings stops instead of mixing them.
@@ -34,9 +38,11 @@ from spf_bench.generation.sampling import GenerationSettings
 from spf_bench.metrics import METRIC_ORDER
 from spf_bench.metrics.fid import reset_small_set_warning
 from spf_bench.core.progress import progress_bar
-from spf_bench.lab import methods as lab_methods, report as lab_report, scores as lab_scores
+from spf_bench.lab import customization as lab_custom, methods as lab_methods, report as lab_report, scores as lab_scores
+from spf_bench.lab.customization import Customization
 from spf_bench.world.attributes import BY_NAME, NAMES, index_of
 from spf_bench.lab.methods import DEFAULT_METHODS, LAB_METHODS, check_methods
+from spf_bench.world import custom_sets
 from spf_bench.world.sets import Correlation, base_prompts, write_set
 from spf_bench.world.measure import GUIDANCE, STEPS, generate
 
@@ -58,10 +64,13 @@ class LabConfig:
     methods: tuple[str, ...] = DEFAULT_METHODS
     metrics: tuple[str, ...] = METRIC_ORDER
     size: int = 32
+    customization: Customization | None = None  # None: the correlation mode
 
     def pinned(self) -> dict:
-        """What every output of a lab folder depends on (methods and metrics may be added later)."""
-        return {k: v for k, v in _jsonable(asdict(self)).items() if k not in ("methods", "metrics")}
+        """What every output of a lab folder depends on (methods and metrics may be added later);
+        a correlation lab pins what it pinned before the customization mode existed."""
+        skip = ("methods", "metrics", "customization" if self.customization is None else "correlation")
+        return {k: v for k, v in _jsonable(asdict(self)).items() if k not in skip}
 
 
 def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -101,7 +110,11 @@ class Lab:
     def _set(self, kind: str) -> Path:
         c, folder = self.config, self.out / "sets" / kind
         if not (folder / "metadata.jsonl").is_file():
-            write_set(folder, c.correlation, c.train_images, c.seed, c.size, correlated=kind == lab_methods.CORRELATED)
+            if c.customization is not None:
+                spec = c.customization.spec(c.train_images, c.seed, control=kind == lab_methods.CONTROL)
+                custom_sets.write(folder, spec, c.size)
+            else:
+                write_set(folder, c.correlation, c.train_images, c.seed, c.size, correlated=kind == lab_methods.CORRELATED)
         return folder
 
     def checkpoint(self, method: str) -> Path:
@@ -124,9 +137,22 @@ class Lab:
 
     # ------------------------------------------------------------------ drawing
     def prompts(self) -> dict[str, list[str]]:
-        corr = self.config.correlation
-        base = base_prompts(corr, self.config.prompts, self.config.seed)
-        return {"base": base, "custom": [full_caption(p, corr.target_caption()) for p in base]}
+        """The ``base`` prompts and the ``custom`` ones (base i with target i's phrase)."""
+        base, targets = self._plan()["base"], self.targets()
+        return {"base": base, "custom": [full_caption(p, t) for p, t in zip(base, targets)]}
+
+    def _plan(self) -> dict[str, list[str]]:
+        """Per prompt: ``base``, ``target`` attribute, its target ``caption`` and ``category``."""
+        c = self.config
+        if c.customization is not None:
+            return c.customization.prompts(c.prompts, c.seed)
+        corr, n = c.correlation, c.prompts
+        return {"base": base_prompts(corr, n, c.seed), "target": [corr.target] * n, "caption": [corr.target_caption()] * n,
+                "category": [BY_NAME[corr.target].category] * n}
+
+    def targets(self) -> list[str]:
+        """Each customized prompt's target caption."""
+        return self._plan()["caption"]
 
     def _model(self, model: str):
         from spf_bench.methods.registry import build_method
@@ -142,10 +168,9 @@ class Lab:
         caches = {kind: self.out / "images" / f"{model}-{kind}.npy" for kind in ("base", "custom")}
         missing = [kind for kind, path in caches.items() if not path.is_file()]
         if missing:
-            built, prompts = self._model(model), self.prompts()
+            built, prompts, targets = self._model(model), self.prompts(), self.targets()
             for kind in missing:
-                target = self.config.correlation.target_caption() if kind == "custom" else ""
-                encode = _conditioning(built, prompts["base"], target)
+                encode = _conditioning(built, prompts["base"], targets if kind == "custom" else [""] * len(targets))
                 # Saved beside and renamed into place: a killed save never looks like a drawing.
                 with atomic_path(caches[kind]) as tmp, open(tmp, "wb") as handle:
                     np.save(handle, generate(built.pipe, prompts[kind], seed=self.config.seed, encode=encode))
@@ -170,17 +195,25 @@ class Lab:
             for m, metrics in self._scores(images).items():
                 results[m]["metrics"] = metrics
             bar.update()
+        custom = c.customization
         for m in c.methods:
-            report(f"{m}: spurious rate on base prompts {results[m]['spurious_rate']['value']:.3f}, "
+            shown = "pollution" if custom is not None else "spurious_rate"
+            report(f"{m}: {shown.replace('_', ' ')} on base prompts {results[m][shown]['value']:.3f}, "
                    f"target accuracy {results[m]['target_accuracy']['value']:.3f}")
-        summary = {"config": _jsonable(asdict(c)), "guidance": GUIDANCE, "steps": STEPS,
-                   "methods": {m: asdict(LAB_METHODS[m]) for m in c.methods}, "results": results, "verdict": verdict(results)}
+        judged = verdict(results) if custom is None else lab_custom.verdict(lab_custom.verdict_values(results, self.run))
+        # A correlation lab's summary stays what it was before the customization mode existed.
+        config = {k: v for k, v in _jsonable(asdict(c)).items() if not (k == "customization" and v is None)}
+        summary = {"config": config, "guidance": GUIDANCE, "steps": STEPS,
+                   "methods": {m: asdict(LAB_METHODS[m]) for m in c.methods}, "results": results, "verdict": judged}
         (self.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
         legend = lab_report.write_grid(self.out / "grid.png", images, models)
-        (self.out / "summary.md").write_text(lab_report.render_summary(summary, self.prompts(), legend))
+        render = lab_report.render_summary if custom is None else lab_report.render_customization_summary
+        (self.out / "summary.md").write_text(render(summary, self.prompts(), legend))
         return summary
 
     def _rates(self, labels, original, custom_labels) -> dict:
+        if self.config.customization is not None:
+            return lab_custom.rates(self.config.customization, labels, original, custom_labels, self._plan()["target"], _rate)
         corr = self.config.correlation
         s_i, s_v = NAMES.index(corr.spurious), index_of(corr.spurious, corr.spurious_value)
         t_i, t_v = NAMES.index(corr.target), index_of(corr.target, corr.target_value)
@@ -195,8 +228,8 @@ class Lab:
     def _scores(self, images: dict) -> dict[str, dict]:
         """Saves every image as a triple set and method runs (docs/formats.md), then scores the
         suite's metrics per model on (original on base prompt, model on customized prompt)."""
-        c, corr = self.config, self.config.correlation
-        triples = lab_scores.lab_triples(self.prompts()["base"], corr.target_caption(), BY_NAME[corr.target].category, c.seed)
+        c, plan = self.config, self._plan()
+        triples = lab_scores.lab_triples(plan["base"], plan["caption"], plan["category"], c.seed)
         settings = GenerationSettings(lab_scores.sampler_of(self.base_model), STEPS, GUIDANCE, c.size, c.size)
         lab_scores.write_triples(self.out / "triples", triples, images[(ORIGINAL, "base")], settings, self.base_sha256)
         models = [ORIGINAL, *c.methods]
@@ -245,11 +278,11 @@ def _jsonable(data):
     return json.loads(json.dumps(data, default=str))
 
 
-def _conditioning(built, bases: list[str], target: str):
-    """A method's own text conditioning (Magnet's) of the lab's prompts ``bases ⊕ target``, or
-    None for the pipeline's. Each prompt is handed over as the (base, target) pair it was made
+def _conditioning(built, bases: list[str], targets: list[str]):
+    """A method's own text conditioning (Magnet's) of the lab's prompts ``bases[i] ⊕ targets[i]``,
+    or None for the pipeline's. Each prompt is handed over as the (base, target) pair it was made
     from, looked up rather than parsed back, like every job the suite's generator hands a method."""
     if built.encode is None:
         return None
-    pairs = {"": ("", ""), **{full_caption(base, target): (base, target) for base in bases}}
+    pairs = {"": ("", ""), **{full_caption(base, target): (base, target) for base, target in zip(bases, targets)}}
     return lambda texts: built.encode_captions([pairs[text] for text in texts])

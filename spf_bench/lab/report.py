@@ -90,3 +90,62 @@ def render_summary(summary: dict, prompts: dict[str, list[str]], legend: list[st
     lines += ["", "## Prompts (first of each kind)", ""]
     lines += [f"- {kind}: {escape_markdown(texts[0])}" for kind, texts in prompts.items() if texts]
     return "\n".join(lines) + "\n"
+
+
+def _shown(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) or "none"
+    return str(value)
+
+
+def customization_verdict_lines(verdict: dict) -> list[str]:
+    """Markdown of the customization goal's verdict (:func:`spf_bench.lab.customization.verdict`)."""
+    md = escape_markdown
+    lines = ["## The customization goal", ""]
+    lines += [f"- {md(k)}: {md(_shown(v))}" for k, v in verdict.items() if not isinstance(v, dict)]
+    fall, removed = verdict.get("fall_points", {}), verdict.get("removed", {})
+    if fall:
+        lines += ["", "Naive's fall below the control in points (Pollution counted as 1 - Pollution), and the share of it "
+                  "each model removes, 1 - (control - model) / (control - naive):", ""]
+        shown = list(fall)
+        lines += _table(["model", *map(md, shown)], [["naive's fall", *(f"{fall[k]:+.1f}" for k in shown)]] +
+                        [[md(m), *(f"{r[k]:.2f}" if k in r else "–" for k in shown)] for m, r in removed.items()])
+    return lines + [""]
+
+
+def render_customization_summary(summary: dict, prompts: dict[str, list[str]], legend: list[str]) -> str:
+    """``summary.md`` of a lab in customization mode: the verdict (naive's fall below the
+    control per preservation metric, the share each model removes), pollution and target
+    accuracy per model and per biased attribute and target, the metrics, change rates and grid."""
+    md, config, results = escape_markdown, summary["config"], summary["results"]
+    custom, verdict = config["customization"], summary["verdict"]
+    biases = ", ".join(f"{b['attribute']}={b['value']}:{b['share']}" for b in custom["biases"]) or "none"
+    lines = [f"# Pollution lab on a customization set: targets {md(', '.join(custom['targets']))}; "
+             f"{custom['identities']} identities; biases {md(biases)}", ""]
+    lines += customization_verdict_lines(verdict)
+    lines += ["## Pollution on base prompts and target accuracy on customized prompts (95% intervals)", ""]
+    attrs = list(next(iter(results.values()))["pollution_by_attribute"])
+    targets = list(next(iter(results.values()))["target_accuracy_by_target"])
+    lines += _table(["model", "Pollution", *(f"{md(a)} at its biased value" for a in attrs), "Pollution on customized prompts",
+                     "target accuracy", "a target unasked"],
+                    [[md(m), _metric(r["pollution"]), *(_rate(r["pollution_by_attribute"][a]) for a in attrs),
+                      _metric(r["pollution_customized"]), _rate(r["target_accuracy"]), _rate(r["target_rate_unasked"])]
+                     for m, r in results.items()])
+    lines += ["", "## Target accuracy per target", ""]
+    lines += _table(["model", *map(md, targets)], [[md(m), *(_rate(r["target_accuracy_by_target"][t]) for t in targets)]
+                                                  for m, r in results.items()])
+    scored = [k for r in results.values() for k in r.get("metrics", {})]
+    known = tuple(registry.metrics())
+    metrics = [m for m in known if m in scored] + list(dict.fromkeys(k for k in scored if k not in known))
+    if metrics:
+        lines += ["", "## Metrics of (original model on the base prompt, model on the customized prompt) pairs (95% bootstrap intervals)", ""]
+        lines += _table(["model", *metrics], [[md(m), *(_metric(results[m].get("metrics", {}).get(k)) for k in metrics)] for m in results])
+    attributes = list(next(iter(results.values()))["change_rate"])
+    lines += ["", "## Change rates on base prompts against the original model", ""]
+    lines += _table(["model", *attributes], [[md(m), *(f"{results[m]['change_rate'][a]['value']:.2f}" for a in attributes)] for m in results])
+    lines += ["", "## Grid (grid.png)", ""] + [f"- {md(line)}" for line in legend]
+    lines += ["", "## Prompts (first of each kind)", ""]
+    lines += [f"- {kind}: {md(texts[0])}" for kind, texts in prompts.items() if texts]
+    return "\n".join(lines) + "\n"

@@ -56,8 +56,12 @@ def write_triples(folder: Path, triples: list[Triple], originals: np.ndarray, se
     return ts
 
 
-def lab_triples(prompts: list[str], target_caption: str, category: str, seed: int) -> list[Triple]:
-    return [Triple(triple_id(i), category, p, target_caption, seed + i) for i, p in enumerate(prompts)]
+def lab_triples(prompts: list[str], target_captions: list[str], categories: list[str], seed: int) -> list[Triple]:
+    """Triple ``i``: base prompt ``i`` with its own target caption and category."""
+    if not len(prompts) == len(target_captions) == len(categories):
+        raise SpfError(f"The lab has {len(prompts)} prompts but {len(target_captions)} targets and {len(categories)} categories.")
+    return [Triple(triple_id(i), category, p, target, seed + i)
+            for i, (p, target, category) in enumerate(zip(prompts, target_captions, categories))]
 
 
 CUSTOMIZED, RECONSTRUCTION = "images", "reconstruction"  # a method run's folders (docs/formats.md)

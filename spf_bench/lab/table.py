@@ -11,7 +11,8 @@ see :mod:`.table_stats`):
 - from the suite's evaluator, each per-pair metric of ``runs/<model>/per_pair.csv`` (the
   eight, the world's Target-Acc, Attr-Pres and ID-Pres) and the set-level FID;
 - from the oracle on the saved images: ``Pollution`` (the base prompt's image shows the
-  spurious value the prompt did not ask for) and ``Base-Change`` (share of attributes the
+  spurious value the prompt did not ask for; in customization mode, the share of the set's
+  biased attributes shown at their biased value, each asked with another) and ``Base-Change`` (share of attributes the
   oracle reads differently from the original model's image of the same base prompt);
 - ``PR-Summary``, the preservation-and-responsiveness summary defined in ``docs/synth.md``
   before anything was measured: 0.5 x Target-Acc + 0.5 x the mean of Attr-Pres, ID-Pres and
@@ -19,7 +20,8 @@ see :mod:`.table_stats`):
 
 Outputs: ``records.csv``, ``table.json`` and ``table.md`` (values with intervals over seeds
 and prompts; per ablation and metric the paper's direction against ours, the world's, the
-paired test and whether they agree; the mask variants' ordering).
+paired test and whether they agree; the mask variants' ordering; in customization mode the
+customization goal's verdict, :func:`spf_bench.lab.customization.verdict` of the table's means).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import pandas as pd
 from spf_bench.core.atomic import write_text_atomic
 from spf_bench.core.errors import SpfError
 from spf_bench.core.progress import progress_bar
-from spf_bench.lab import table_stats as st
+from spf_bench.lab import customization as lab_custom, table_stats as st
 from spf_bench.lab.experiment import ORIGINAL, Lab, LabConfig
 from spf_bench.lab.methods import CORRELATED, LAB_METHODS, TAB1_METHODS, check_methods
 from spf_bench.metrics import ALL_METRICS
@@ -86,6 +88,8 @@ class LabTable:
         records = pd.concat(frames, ignore_index=True)
         write_text_atomic(self.out / "records.csv", records.to_csv(index=False))
         table = build_table(records, [ORIGINAL, *self.config.lab.methods], paper_reference())
+        if self.config.lab.customization is not None:
+            table["verdict"] = customization_verdict(table)
         table["config"] = {"seeds": list(self.config.seeds), "lab": json.loads(json.dumps(self.config.lab.pinned(), default=str)),
                            "methods": list(self.config.lab.methods)}
         write_text_atomic(self.out / "table.json", json.dumps(_json_safe(table), indent=1) + "\n")
@@ -97,7 +101,7 @@ class LabTable:
 
 def seed_records(lab: Lab, oracle, seed: int) -> pd.DataFrame:
     """Every per-image value of one seed's lab, as records (see :mod:`.table_stats`)."""
-    corr = lab.config.correlation
+    corr, custom = lab.config.correlation, lab.config.customization
     s_i, s_v = NAMES.index(corr.spurious), index_of(corr.spurious, corr.spurious_value)
     models = [ORIGINAL, *lab.config.methods]
     base_labels = {m: oracle.predict(lab.images(m)["base"]) for m in models}
@@ -108,7 +112,10 @@ def seed_records(lab: Lab, oracle, seed: int) -> pd.DataFrame:
         rows.extend((seed, model, int(p), metric, float(v)) for p, v in zip(prompts, values))
 
     for m in models:
-        add(m, POLLUTION, (base_labels[m][:, s_i] == s_v).astype(float))
+        if custom is not None:
+            add(m, POLLUTION, lab_custom.pollution(base_labels[m], custom.biases))
+        else:
+            add(m, POLLUTION, (base_labels[m][:, s_i] == s_v).astype(float))
         add(m, BASE_CHANGE, (base_labels[m] != base_labels[ORIGINAL]).mean(axis=1))
         run = lab.run(m)
         if (run / "per_pair.csv").is_file():
@@ -200,6 +207,14 @@ def mask_order(records: pd.DataFrame, models: list[str]) -> dict:
             "oracle_at_least_ours": first, "ours_above_inverted": second, "holds": first and second}
 
 
+def customization_verdict(table: dict) -> dict:
+    """The customization goal (:func:`spf_bench.lab.customization.verdict`) of the table's
+    per-model means over seeds and prompts."""
+    wanted = (lab_custom.TARGET, *lab_custom.PRESERVATION)
+    values = {m: {k: table["values"][m][k]["value"] for k in wanted if k in table["values"][m]} for m in table["models"] if m != ORIGINAL}
+    return lab_custom.verdict(values)
+
+
 # ----------------------------------------------------------------------------- rendering
 
 def _value(entry: dict) -> str:
@@ -238,6 +253,10 @@ def render_table(table: dict) -> str:
                   f"- ours-mask-oracle - ours: {_diff(order['oracle_minus_ours'])}: at least ours: {order['oracle_at_least_ours']}",
                   f"- ours - ours-mask-inverted: {_diff(order['ours_minus_inverted'])}: above: {order['ours_above_inverted']}",
                   f"- ordering holds: {order['holds']}", ""]
+    if table.get("verdict"):
+        from spf_bench.lab.report import customization_verdict_lines
+
+        lines += customization_verdict_lines(table["verdict"])
     return "\n".join(lines)
 
 

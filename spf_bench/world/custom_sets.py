@@ -16,6 +16,13 @@ shirt, that lighting) and draws them where nobody asked: semantic pollution. A
   and then (``say_biased``), as a user describes what they want and not the wall behind;
   other attributes are said as the world's captions say them.
 
+Each row also records the taught attribute's exact region (``target_mask``, the mask stage 2's
+oracle-mask variant reads) and grounds its target caption on it (``masks``, TokenCompose's
+grounding), as the world's other sets do.
+
+:func:`base_prompts` and :func:`dealt_targets` give the prompts a model fine-tuned on such a
+set is measured on (the pollution lab's customization mode).
+
 Its control teaches the same attributes with the same number of portraits and the same
 caption rule, but with identities from the whole range and no bias, so any difference
 between the two fine-tunes comes from the narrow distribution. No image carries a label or
@@ -36,7 +43,9 @@ from spf_bench.core.errors import SpfError
 from spf_bench.world.attributes import BY_NAME, NOVEL_NAMES, sample_attributes
 from spf_bench.world.captions import attribute_phrase, compose_caption, parse_caption
 from spf_bench.world.dataset import N_IDENTITIES
+from spf_bench.world.masks import attribute_mask
 from spf_bench.world.render import render
+from spf_bench.world.sets import save_mask
 
 # Identities of customization sets: a range no other set of the world draws from.
 IDENTITY_RANGE = (7 * N_IDENTITIES, 8 * N_IDENTITIES)
@@ -146,12 +155,40 @@ def write(folder: Path, spec: CustomSet, size: int = 32) -> Path:
     for i, row in enumerate(portraits(spec)):
         name = f"images/{i:05d}.png"
         Image.fromarray(render(row["attributes"], row["identity"], row["render_seed"], size)).save(folder / name)
-        # The suite's category names are the world's with underscores ("image style" -> "image_style").
-        category = BY_NAME[row["target"]].category.replace(" ", "_")
-        rows.append({"file_name": name, **{k: v for k, v in row.items() if k != "target"}, "category": category})
+        mask_name = f"target_masks/{i:05d}.png"
+        save_mask(folder / mask_name, attribute_mask(row["attributes"], row["identity"], size, row["target"]))
+        rows.append({"file_name": name, **{k: v for k, v in row.items() if k != "target"}, "category": suite_category(row["target"]),
+                     "target_mask": mask_name, "masks": {row["target_caption"]: mask_name}})
     write_text_atomic(folder / "metadata.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
     write_text_atomic(folder / "customization.json", json.dumps({"spec": spec.describe(), "held": regularities(rows, spec)}, indent=1) + "\n")
     return folder
+
+
+def suite_category(name: str) -> str:
+    """The suite's category name of an attribute: the world's with underscores ("image style" -> "image_style")."""
+    return BY_NAME[name].category.replace(" ", "_")
+
+
+def dealt_targets(targets: tuple[str, ...], n: int) -> list[str]:
+    """The taught attribute of each of ``n`` portraits or prompts: ``targets`` dealt in turn."""
+    return [targets[i % len(targets)] for i in range(n)]
+
+
+def base_prompts(biases: tuple[Bias, ...], targets: tuple[str, ...], n: int, seed: int) -> list[str]:
+    """Captions of the known world that say every biased attribute with a value other than its
+    biased one and no novel attribute: a model that draws a biased value here draws what the
+    prompt did not ask for, which is the set's pollution. The taught ``targets`` are absent
+    and unsaid (a known one as well), so each prompt can be customized with any of them."""
+    rng = np.random.default_rng([0xC0B5, seed])
+    prompts = []
+    for _ in range(n):
+        attrs = sample_attributes(rng)  # the known world: every novel attribute absent, and unsaid
+        for bias in biases:
+            others = [v for v in BY_NAME[bias.attribute].values if v != bias.value]
+            attrs[bias.attribute] = others[int(rng.integers(len(others)))]
+        attrs.update({name: "no" for name in targets})
+        prompts.append(compose_caption(attrs, rng, omit=tuple(targets), always=tuple(b.attribute for b in biases)))
+    return prompts
 
 
 def regularities(rows: list[dict], spec: CustomSet) -> dict:
