@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import torch
 
 from spf_bench.core.agreement import check_agreement
+from spf_bench.core.processes import broadcast_from_main, distributed_state, process_device
 from spf_bench.core.atomic import link_atomic, sweep_stale_temporaries, write_bytes_atomic
 from spf_bench.generation.base_model import base_sha256, dtype_name, parse_dtype
 from spf_bench.triples.compose import compose_for
@@ -72,15 +72,6 @@ class RunRequest:
     max_memory_gb: float | None = None  # scoring's batch sizes shrink to fit; refused up front if it cannot
 
 
-def distributed_state():
-    """accelerate's process state under a multi-process launch, else None (plain single process)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    from accelerate import PartialState
-
-    return PartialState()
-
-
 def _main_first(state):
     """accelerate's ``main_process_first`` when distributed, a no-op otherwise."""
     return state.main_process_first() if state is not None else contextlib.nullcontext()
@@ -105,9 +96,8 @@ def _run_benchmark(req: RunRequest) -> dict:
         _check_budget(req)  # before the triple set, the checkpoints and the pipelines
     out = Path(req.out)
     if req.processes is None:
-        req.processes = distributed_state()
-    if req.processes is not None:
-        req.device = req.processes.device
+        req.processes = distributed_state(req.device)
+    req.device = process_device(req.processes, req.device)
     if _is_main(req):
         _sweep(out, req.report)
     clock = time.perf_counter()
@@ -127,10 +117,12 @@ def _run_benchmark(req: RunRequest) -> dict:
     else:
         for name in dict.fromkeys(req.methods):
             results[name] = run_method(req, ts, name, out / name, score=False)
-        if req.evaluate and _is_main(req):
+        if req.evaluate:
             clock = time.perf_counter()
-            results.update(_score_backbone_major(req, ts, out, results))
-            req.report(f"scoring {len(results)} method(s) backbone by backbone in {time.perf_counter() - clock:.1f} s")
+            scored = _score_backbone_major(req, ts, out, results)  # every process computes its share
+            if _is_main(req):
+                results.update(scored)
+                req.report(f"scoring {len(results)} method(s) backbone by backbone in {time.perf_counter() - clock:.1f} s")
     if req.evaluate and _is_main(req):
         from spf_bench.results.tables import write_leaderboard
 
@@ -312,9 +304,10 @@ def _check_budget(req: RunRequest) -> None:
 def _score_backbone_major(req: RunRequest, ts: TripleSet, out: Path, records: dict) -> dict:
     """Every method's images (and reconstructions) scored together, one metric network at a time."""
     from spf_bench.evaluation.backbone_major import score_jobs, scoring_job
+    from spf_bench.evaluation.sharded import fill_share, share_report
 
     jobs, slots, summaries, keyed = [], [], {}, {}
-    for name, record in records.items():
+    for name, record in records.items() if _is_main(req) else ():  # only the main process holds the records
         key = scoring_key(record, req.eval_options, req.reconstruction)
         finished = finished_summary(out / name, key)
         if finished is not None:
@@ -330,6 +323,15 @@ def _score_backbone_major(req: RunRequest, ts: TripleSet, out: Path, records: di
             jobs.append(scoring_job(ts.root, out / name / "reconstruction", req.weights,
                                     **{**common, "metrics": _preservation(req)}))
             slots.append((name, "reconstruction"))
+    if req.processes is not None and req.processes.num_processes > 1:
+        # the others learn from the main process which jobs still need scores, and all of
+        # them fill the feature cache, each its share of the forward passes
+        jobs = broadcast_from_main(req.processes, jobs)
+        counts = fill_share(jobs, req.processes, device=req.device, max_memory_gb=req.max_memory_gb,
+                            progress=req.progress and _is_main(req))
+        req.report(share_report(counts, req.processes))
+        if not _is_main(req):
+            return {}
     scored = dict(zip(slots, score_jobs(jobs, device=req.device, networks=req.networks, progress=req.progress,
                                         max_memory_gb=req.max_memory_gb)))
     for name, record in keyed.items():

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from spf_bench.core.cli import add_device_argument
+from spf_bench.core.processes import distributed_state, process_device
 from spf_bench.core.errors import SpfError
 from spf_bench.generation.base_model import parse_device
 from spf_bench.metrics import registry
@@ -53,10 +54,14 @@ def run(args: argparse.Namespace) -> int:
         chosen["metrics"] = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
         if not chosen["metrics"]:
             raise SpfError("--metrics names no metric.")
-    options = dict(**chosen, device=str(parse_device(args.device)), batch_size=args.batch_size,
+    state = distributed_state(parse_device(args.device))
+    device = process_device(state, parse_device(args.device))
+    options = dict(**chosen, device=str(device), batch_size=args.batch_size,
                    n_bootstrap=args.bootstrap, fid_bootstrap=args.fid_bootstrap, seed=args.seed,
                    clip_t_caption=args.clip_t_caption, sam_points_per_side=args.sam_points,
                    use_cache=not args.no_cache, world_metrics=not args.no_world_metrics)
+    if state is not None and state.num_processes > 1 and not _fill_share(args, options, state):
+        return 0  # not the main process: its share is in the cache, the main process scores and writes
     if args.max_memory is not None:
         result = _evaluate_within(args, options)
     else:
@@ -83,3 +88,20 @@ def _evaluate_within(args: argparse.Namespace, options: dict):
     result.out_dir = Path(args.out) if args.out is not None else default_out_dir(Path(job.identity["images"]))
     write_outputs(result.out_dir, result.per_pair_rows, result.summary)
     return result
+
+
+def _fill_share(args: argparse.Namespace, options: dict, state) -> bool:
+    """Under ``accelerate launch``: this process's share of the backbone passes, into the
+    feature cache (:mod:`spf_bench.evaluation.sharded`). True on the main process."""
+    from spf_bench.core.agreement import check_agreement
+    from spf_bench.evaluation.backbone_major import scoring_job
+    from spf_bench.evaluation.sharded import fill_share, share_report
+
+    job = scoring_job(args.triples, args.images, args.weights, method=args.method, **options)
+    identity = {k: v for k, v in job.identity.items() if k != "date"}
+    check_agreement({"scoring job": identity, "options": {k: str(v) for k, v in options.items() if k != "device"},
+                     "out": str(args.out.resolve()) if args.out is not None else None}, "this evaluation launch")
+    counts = fill_share([job], state, device=job.options.device, max_memory_gb=args.max_memory,
+                        progress=not args.no_progress and state.is_main_process)
+    print(share_report(counts, state), flush=True)
+    return state.is_main_process

@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         max_memory_gb=args.max_memory,
     )
     run_benchmark(request)
-    if not args.no_eval:
+    main = request.processes is None or request.processes.is_main_process  # under a launch, the main one wrote it
+    if not args.no_eval and main:
         print(f"leaderboard: {args.out / 'leaderboard.md'} and {args.out / 'leaderboard.csv'}")
     return 0
 

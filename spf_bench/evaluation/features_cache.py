@@ -46,6 +46,10 @@ class FeatureCache:
         self.hits += 1
         return feature
 
+    def has(self, backbone, sha256: str) -> bool:
+        """Whether an entry exists (unread: a cut-short one is found a miss when read)."""
+        return self._path(backbone, sha256).is_file()
+
     def put(self, backbone, sha256: str, feature: dict[str, np.ndarray]) -> None:
         path = self._path(backbone, sha256)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -194,17 +194,26 @@ class ImageCache:
 def fill_cache(model: PromptModel, jobs: list[Job], settings: GenerationSettings, cache_root: Path,
                batch_size: int = 8, progress: bool = True, desc: str = "generating",
                shard: tuple[int, int] = (0, 1)) -> ImageCache:
-    """Render into the cache what it lacks of ``jobs``; ``shard=(i, n)`` takes every n-th missing job.
+    """Render into the cache what it lacks of ``jobs``; ``shard=(i, n)`` takes every n-th batch.
 
     Shards split the work of several processes (one per GPU) that share the cache folder.
+    A shard is made of whole batches of the single process's batching of the missing jobs,
+    never every n-th job: the pixels of an image can change with the other prompts of its
+    batch (measured on the tiny model: one or two pixels one level apart in 7 of 8 images between batches
+    of 8 and of 4 interleaved jobs), and must not change with the number of processes.
     Interrupting loses at most the batch in flight.
     """
     from spf_bench.core.progress import progress_bar
 
     _check_unique(jobs)
+    if batch_size < 1:
+        raise SpfError(f"The batch size must be at least 1, not {batch_size}.")
     cache = ImageCache(cache_root, model.fingerprint, settings)
     index, count = shard
-    todo = cache.missing(jobs)[index::count]
+    missing = cache.missing(jobs)
+    # only the last batch may be short, so these batches, rendered in turn, keep their make-up
+    todo = [job for first in range(index * batch_size, len(missing), count * batch_size)
+            for job in missing[first:first + batch_size]]
     if todo:
         with progress_bar(total=len(todo), desc=desc, unit="img", enabled=progress) as bar:
             for batch, images in render(model, todo, settings, batch_size, on_image=bar.update):

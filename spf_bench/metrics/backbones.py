@@ -258,7 +258,7 @@ class ScoreBackbone(Backbone):
         from PIL import Image
 
         cache = self.score_cache
-        keys = [_score_key(image, caption) for image, caption in zip(images, captions)] if cache is not None else []
+        keys = [score_key(image, caption) for image, caption in zip(images, captions)] if cache is not None else []
         known = [cache.get(self, key) for key in keys] if cache is not None else [None] * len(images)
         todo = [i for i, hit in enumerate(known) if hit is None]
         out = np.empty(len(images), dtype=np.float32)
@@ -275,7 +275,8 @@ class ScoreBackbone(Backbone):
         return out
 
 
-def _score_key(image: np.ndarray, caption: str) -> str:
+def score_key(image: np.ndarray, caption: str) -> str:
+    """The cache key of an (image, caption) score: the pixels, their shape and the caption."""
     digest = hashlib.sha256(f"{image.shape}\0{caption}\0".encode("utf-8"))
     digest.update(np.ascontiguousarray(image).tobytes())
     return digest.hexdigest()
