@@ -62,11 +62,13 @@ def ship(work: Path, figures: dict, target: Path | None = None) -> Path:
     return target
 
 
-def load_shipped_oracle():
-    """The shipped attribute oracle, after checking its files' hashes."""
+def verify_shipped(name: str) -> None:
+    """Check the shipped files of ``name`` (a zoo network or the oracle) against the manifest."""
     from spf_bench.zoo import synth_source
-    from spf_bench.world import oracle
 
+    if name != ORACLE:
+        synth_source.verify(name)
+        return
     folder = shipped_dir() / ORACLE
     recorded = synth_source.manifest().get(ORACLE)
     if not recorded:
@@ -74,4 +76,11 @@ def load_shipped_oracle():
     for rel, expected in recorded.items():
         if not (folder / rel).is_file() or sha256_file(folder / rel) != expected:
             raise SpfError(f"{folder / rel} is missing or does not match the sha256 in {shipped_dir() / MANIFEST}.")
-    return oracle.load(folder)
+
+
+def load_shipped_oracle():
+    """The shipped attribute oracle, after checking its files' hashes."""
+    from spf_bench.world import oracle
+
+    verify_shipped(ORACLE)
+    return oracle.load(shipped_dir() / ORACLE)

@@ -75,3 +75,30 @@ def identification_rate(folder: Path, size: int, seed: int, n: int = 100, novel:
             emb[view].append(np.zeros(128, np.float32) if vec is None else vec / np.linalg.norm(vec))
     sims = np.stack(emb[0]) @ np.stack(emb[1]).T
     return float((sims.argmax(axis=1) == np.arange(n)).mean())
+
+
+def novel_attribute_cosines(folder: Path, size: int, seed: int, n: int = 50) -> dict[str, float]:
+    """How much each novel attribute alone moves the embedding: for ``n`` unseen identities,
+    the mean cosine between a portrait and the same portrait (identity, known attributes and
+    grain) with that one attribute added; and, under ``"different identity"``, the mean
+    cosine between a portrait and another identity's with the same attributes and grain.
+    """
+    from spf_bench.world.attributes import NOVEL_NAMES
+    from spf_bench.zoo.networks.face import load_folder
+
+    faces = load_folder(folder, torch.device("cpu"), torch.float32)
+    rng = np.random.default_rng([0xC05, seed])
+
+    def embed(attrs: dict, identity: int, grain: int) -> np.ndarray:
+        vec = faces.largest_face_embedding(render(attrs, identity, grain, size))
+        return np.zeros(128, np.float32) if vec is None else vec / np.linalg.norm(vec)
+
+    sums = dict.fromkeys((*NOVEL_NAMES, "different identity"), 0.0)
+    for k in range(n):
+        identity = 2 * N_IDENTITIES + 500 + k  # beyond the training and identification ranges
+        attrs, grain = sample_attributes(rng), int(rng.integers(2**31))
+        plain = embed(attrs, identity, grain)
+        for name in NOVEL_NAMES:
+            sums[name] += float(plain @ embed({**attrs, name: "yes"}, identity, grain))
+        sums["different identity"] += float(plain @ embed(attrs, identity + n, grain))
+    return {name: total / n for name, total in sums.items()}

@@ -3,15 +3,17 @@
 Everything goes to a work folder (checkpoints, the rendered sets, a log); each finished
 model is exported in its shipped format into ``work/weights/<network>/`` and never redone.
 
-Two sets are rendered: the known set (the known attributes only) for the identity embedder
-and the diffusion model, and the world set (with the novel attributes) for the oracle and
-the CLIP, which must read everything the world can draw. Stage ``clip`` trains the CLIP on
-the known set into ``weights/clip-known``; stage ``clip_novel`` trains it further on the world
-set into ``weights/clip``, the one that ships.
+Two sets are rendered: the known set (the known attributes only) for the diffusion model,
+and the world set (with the novel attributes) for the oracle, the CLIP and the identity
+embedder, which must read everything the world can draw (the identity embedder's set is the
+recipe's ``identity_set``). Stage ``clip`` trains the CLIP on the known set into
+``weights/clip-known``; stage ``clip_novel`` trains it further on the world set into
+``weights/clip``, the one that ships.
 
 ``adopt`` takes finished stages over from the shipped weights instead of training them, so
-that adding attributes retrains only the models that must learn them (the diffusion model,
-which must never see them, is always adopted or trained on the known set).
+that changing one model retrains only that one and ships the others byte for byte (the
+diffusion model, which must never see the novel attributes, is always adopted or trained on
+the known set).
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ from spf_bench.world.recipe import Recipe
 
 STAGES = ("oracle", "identity", "clip", "clip_novel", "diffusion")
 # Where each stage's trained network lies in the work folder, and the shipped one it may adopt.
-STAGE_OUTPUT = {"identity": ("face", "face"), "clip": ("clip-known", "clip"), "diffusion": ("sd15", "sd15")}
+# The known CLIP ships only as the start of clip_novel, so adopting "clip" copies the shipped
+# CLIP; that copy is never shipped itself.
+STAGE_OUTPUT = {"oracle": ("oracle", "oracle"), "identity": ("face", "face"), "clip": ("clip-known", "clip"),
+                "clip_novel": ("clip", "clip"), "diffusion": ("sd15", "sd15")}
 
 
 class WorldTrainer:
@@ -69,7 +74,7 @@ class WorldTrainer:
 
     @property
     def world(self):
-        """The set with the novel attributes (for the oracle and the CLIP)."""
+        """The set with the novel attributes (for the oracle, the CLIP and the identity embedder)."""
         if self._world is None:
             r = self.recipe
             self._world = cached_set(self.work / "world_set.npz", r.world_images, r.world_seed, r.size, novel=True)
@@ -110,6 +115,7 @@ class WorldTrainer:
         import shutil
 
         from spf_bench.core.errors import SpfError
+        from spf_bench.world.ship import verify_shipped
         from spf_bench.zoo import synth_source
 
         shipped = synth_source.manifest().get("figures", {})
@@ -119,8 +125,7 @@ class WorldTrainer:
             if self.done(stage):
                 continue
             work_name, shipped_name = STAGE_OUTPUT[stage]
-            for name in (shipped_name,) if stage != "diffusion" else ("sd15",):
-                synth_source.verify(name)
+            verify_shipped(shipped_name)
             target = self.weights_dir(work_name)
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(synth_source.folder(shipped_name), target)
@@ -129,7 +134,11 @@ class WorldTrainer:
 
     def _stage_recipe(self, stage: str) -> dict:
         data = self.recipe.to_dict()
-        return {k: data[k] for k in ("vae", "diffusion", "decoder")} if stage == "diffusion" else data[stage]
+        if stage == "diffusion":
+            return {k: data[k] for k in ("vae", "diffusion", "decoder")}
+        if stage == "identity":  # its set is a choice of the recipe, so it is recorded with it
+            return {**data[stage], "set": data["identity_set"]}
+        return data[stage]
 
     def _train_oracle(self) -> dict:
         from spf_bench.world import oracle, train_oracle
@@ -141,7 +150,8 @@ class WorldTrainer:
     def _train_identity(self) -> dict:
         from spf_bench.world import train_identity
 
-        return train_identity.train(self.recipe, self.data, self.work, self.weights_dir("face"), self.log)
+        data = self.world if self.recipe.identity_set == "world" else self.data
+        return train_identity.train(self.recipe, data, self.work, self.weights_dir("face"), self.log)
 
     def _train_clip(self) -> dict:
         from spf_bench.world import train_clip

@@ -9,6 +9,8 @@ import torch
 
 from spf_bench.cli import main
 from spf_bench.world.loop import step_generator, train_steps
+from spf_bench.world.recipe import Recipe
+from spf_bench.world.trainer import STAGES
 
 
 def _run_steps(total, checkpoint, stop_at=None):
@@ -84,4 +86,38 @@ def test_adopted_stages_and_the_novel_clip_stage(tmp_path):
     assert done["steps"] == 2 and set(NOVEL_NAMES) <= set(done["zero_shot_accuracy"])
     assert (work / "weights" / "clip" / "open_clip_model.safetensors").read_bytes() != \
         (work / "weights" / "clip-known" / "open_clip_model.safetensors").read_bytes()
-    assert main(["synth", "train", "--work", str(work), "--adopt", "oracle"]) == 2  # only trained networks can be adopted
+    assert main(["synth", "train", "--work", str(work), "--adopt", "vae"]) == 2  # only a stage can be adopted
+
+
+def test_identity_stage_learns_from_the_world_set_and_ships_the_rest_unchanged(tmp_path, monkeypatch):
+    # Retraining the identity embedder alone: every other shipped file stays byte for byte.
+    from spf_bench.core.fingerprint import sha256_file
+    from spf_bench.world import train_identity
+    from spf_bench.world.ship import ship
+    from spf_bench.zoo import synth_source
+
+    monkeypatch.setattr(train_identity, "identification_rate", lambda *a, **k: 0.5)  # its own test is in test_synth_weights
+    work = tmp_path / "world"
+    args = ["synth", "train", "--work", str(work), "--adopt", "oracle,clip,clip_novel,diffusion", "--stages", "identity",
+            "--scale", "0.005", "--train-images", "64"]
+    assert main(args) == 0
+    done = json.loads((work / "identity.done.json").read_text())
+    assert done["recipe"]["set"] == "world" and done["steps"] == Recipe().scaled(0.005).identity.steps
+    assert json.loads((work / "recipe.json").read_text())["identity_set"] == "world"
+    # it drew its portraits from the set with the novel attributes; the known set was never rendered
+    assert (work / "world_set.npz").is_file() and not (work / "train_set.npz").exists()
+    figures = {stage: json.loads((work / f"{stage}.done.json").read_text()) for stage in STAGES}
+    manifest = json.loads((ship(work, figures, target=tmp_path / "shipped") / "manifest.json").read_text())
+    shipped = synth_source.manifest()
+    assert manifest["oracle"] == shipped["oracle"]
+    assert {n: manifest["networks"][n] for n in ("sd15", "clip")} == {n: shipped["networks"][n] for n in ("sd15", "clip")}
+    assert manifest["networks"]["face"]["w600k_r50.onnx"] == sha256_file(work / "weights" / "face" / "w600k_r50.onnx")
+    assert manifest["figures"]["identity"]["recipe"]["set"] == "world"
+
+
+def test_a_recipe_names_one_of_the_two_sets_for_the_identity_embedder():
+    from spf_bench.core.errors import SpfError
+
+    assert Recipe.from_dict({**Recipe().to_dict(), "identity_set": "known"}).identity_set == "known"
+    with pytest.raises(SpfError, match="identity_set"):
+        Recipe(identity_set="novel")
