@@ -1,6 +1,6 @@
 """Peak memory of scoring with all eight metrics: every network resident versus backbone by backbone.
 
-    python benchmarks/metrics_memory.py [--weights random] [--methods 1,3] [--single sam,mps]
+    python benchmarks/metrics_memory.py [--weights random] [--methods 1,3] [--single sam,mps] [--orders resident,backbone]
 
 Each measurement runs in a fresh child process (a process's peak resident set only grows), on
 the real architectures (``random`` weights) and one triple. The customized images of the
@@ -127,10 +127,13 @@ def child(mode: str, n_methods: int, weights: str, device: str, single: str | No
 def _run_child(args, mode, n_methods, single=None) -> dict:
     command = [sys.executable, __file__, "--child", mode, "--n-methods", str(n_methods), "--weights", args.weights,
                "--device", args.device, "--metrics", args.metrics] + (["--network", single] if single else [])
+    start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
     if done.returncode != 0:
         raise SystemExit(f"{mode} ({n_methods} method(s) {single or ''}) failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    row["wall"] = round(time.perf_counter() - start, 1)  # the child's whole life: imports, builds, scoring
+    return row
 
 
 def main() -> None:
@@ -142,6 +145,8 @@ def main() -> None:
     parser.add_argument("--metrics", default=",".join(METRICS),
                         help="metrics scored (default: all eight; fewer where CPU time is short)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per child process")
+    parser.add_argument("--orders", default="resident,backbone",
+                        help="scoring orders measured (the resident order at real size needs the sum of all networks)")
     parser.add_argument("--child", choices=("resident", "backbone", "single"), help=argparse.SUPPRESS)
     parser.add_argument("--n-methods", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--network", help=argparse.SUPPRESS)
@@ -155,15 +160,15 @@ def main() -> None:
     singles = [_run_child(args, "single", 1, name) for name in args.single.split(",") if name]
     for row in singles:
         print(f"  single {row['single']:9s} peak {row['peak'] / GIB:6.2f} GiB  above imports "
-              f"{row['above_baseline'] / GIB:6.2f} GiB  ({row['seconds']} s)", flush=True)
+              f"{row['above_baseline'] / GIB:6.2f} GiB  ({row['seconds']} s, child {row['wall']} s)", flush=True)
     largest = max(singles, key=lambda r: r["above_baseline"]) if singles else None
     for n in (int(x) for x in args.methods.split(",")):
-        for mode in ("resident", "backbone"):
+        for mode in (o for o in ("resident", "backbone") if o in args.orders.split(",")):
             row = _run_child(args, mode, n)
             ratio = f"  = {row['above_baseline'] / largest['above_baseline']:.2f} x largest ({largest['single']})" if largest else ""
             print(f"  {mode:8s} {n} method(s): peak {row['peak'] / GIB:6.2f} GiB  above imports "
                   f"{row['above_baseline'] / GIB:6.2f} GiB{ratio}  loads {json.dumps(row['loads'], sort_keys=True)}  "
-                  f"({row['seconds']} s)", flush=True)
+                  f"({row['seconds']} s, child {row['wall']} s)", flush=True)
 
 
 if __name__ == "__main__":

@@ -13,15 +13,23 @@ autocast does not reach: it is reported as fp32 only.
 Measured on the CPU (2 shared cores), bf16 autocast, n=2 pairs, largest drift / tolerance:
 LPIPS 9.0e-05 / 1e-06 (random, the real AlexNet), CLIP-I 1.0e-04 / 1e-05 (random, ViT-L-14),
 CLIP-T 3.4e-03 / 1e-03 and FID 8.7 % / 0.01 % relative (tiny weights; random ran out of
-time). None is safe. SAM, HPSv2 and MPS were not measured at real size for lack of CPU time;
-they stay fp32 until measured within tolerance.
+time); at real size with random weights, Seg-Cons 0.035 / 0 (n=1, 4 x 4 points: the masks are
+compared bit for bit) and MPS 4.2e-03 / 1e-05 (n=2). None is safe, so every network stays
+fp32. HPSv2 is not measured: the HPS network turns autocast off itself outside CUDA and runs
+under CUDA's float16 autocast on a GPU, as hpsv2 does (the record's ``dtype`` says so); no
+layer ran in the half dtype, which the script detects and reports instead of a drift of 0.
+
+    python benchmarks/metrics_precision.py --weights random --metrics Seg-Cons --n 1
+    python benchmarks/metrics_precision.py --weights random --metrics HPSv2,MPS --n 2
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
+import shutil
 import tempfile
 import time
 from dataclasses import replace
@@ -54,6 +62,25 @@ def _make_set(root: Path, n: int) -> tuple[Path, Path]:
     return root / "set", root / "m" / "images"
 
 
+@contextlib.contextmanager
+def _half_outputs(network, dtype: torch.dtype):
+    """Collects the names of the network's layers whose output came out in ``dtype``."""
+    from spf_bench.evaluation.memory_budget import _modules_of
+
+    seen: list[str] = []
+
+    def hook(module, _inputs, output):
+        if isinstance(output, torch.Tensor) and output.dtype == dtype:
+            seen.append(type(module).__name__)
+
+    handles = [m.register_forward_hook(hook) for top in _modules_of(network) for m in top.modules()]
+    try:
+        yield seen
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def measure(metric: str, weights: str, device: str, dtype: torch.dtype, n: int) -> dict:
     from spf_bench.evaluation import evaluator
     from spf_bench.evaluation.precision import AGREEMENT_TOLERANCE, within_tolerance
@@ -69,15 +96,19 @@ def measure(metric: str, weights: str, device: str, dtype: torch.dtype, n: int) 
     backbone = make_backbone(name, weights, device, None, **({"points_per_side": 4} if name == "sam" else {}))
     start = time.perf_counter()
     full = evaluator.score_pairs(pairs, options, {name: backbone}, None, progress=False)
-    with torch.autocast(torch.device(device).type, dtype=dtype):
+    with torch.autocast(torch.device(device).type, dtype=dtype), _half_outputs(backbone.network, dtype) as seen:
         half = evaluator.score_pairs(pairs, options, {name: backbone}, None, progress=False)
+    # No layer computed in the half dtype: autocast never reached the network (HPS switches
+    # it off itself outside CUDA, as hpsv2 does), so nothing was measured or declared safe.
+    reached = bool(seen)
     if metric in full.set_values:  # a set-level metric (FID): one value for the set
         reference, value = np.array([full.set_values[metric]]), np.array([half.set_values[metric]])
     else:
         reference, value = full.per_pair[metric], half.per_pair[metric]
     drift = float(np.nanmax(np.abs(value - reference))) if np.isfinite(reference).any() else float("nan")
-    safe = bool(all(within_tolerance(metric, float(r), float(v)) for r, v in zip(reference, value)))
-    return {"metric": metric, "drift": drift, "tolerance": AGREEMENT_TOLERANCE[metric], "safe": safe,
+    safe = reached and bool(all(within_tolerance(metric, float(r), float(v)) for r, v in zip(reference, value)))
+    shutil.rmtree(root, ignore_errors=True)
+    return {"metric": metric, "drift": drift, "tolerance": AGREEMENT_TOLERANCE[metric], "safe": safe, "reached": reached,
             "fp32": [float(x) for x in reference], "half": [float(x) for x in value],
             "seconds": round(time.perf_counter() - start, 1)}
 
@@ -96,7 +127,7 @@ def main() -> None:
         row = measure(metric, args.weights, args.device, dtype, args.n)
         kind, tol = row["tolerance"]
         print(f"  {metric:9s} drift {row['drift']:.3g}  tolerance {kind} {tol:g}  "
-              f"{'SAFE' if row['safe'] else 'not safe'}  fp32 {row['fp32']}  half {row['half']}  ({row['seconds']} s)",
+              f"{'SAFE' if row['safe'] else 'not safe' if row['reached'] else 'not measured: autocast did not reach it'}  fp32 {row['fp32']}  half {row['half']}  ({row['seconds']} s)",
               flush=True)
 
 

@@ -19,7 +19,9 @@ The values are those of the pair-major path: same features, same batches, same m
 
 from __future__ import annotations
 
+import ctypes
 import gc
+import sys
 import time
 import weakref
 from dataclasses import dataclass, field, replace
@@ -114,8 +116,25 @@ def _release(backbone) -> None:
     if hasattr(backbone, "_predictor"):
         backbone._predictor = None
     gc.collect()
+    return_freed_memory()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def return_freed_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc; a no-op elsewhere).
+
+    glibc keeps freed blocks below its mmap threshold for reuse, and a network's many
+    mid-sized tensors are such blocks: after HPS ViT-H was freed, 1.8 GiB of them stayed in the
+    resident set, under the next network's peak (0.2 GiB after ``malloc_trim``). Neither torch
+    nor Python offers the call, hence ctypes.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # another C library (musl): nothing to trim this way
+        pass
 
 
 def _merge(parts: list[Scores], pairs: list[Pair]) -> Scores:

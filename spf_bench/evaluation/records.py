@@ -12,6 +12,7 @@ from importlib import metadata
 import torch
 
 from spf_bench.evaluation.options import EvalOptions
+from spf_bench.evaluation.precision import scoring_dtype
 from spf_bench.metrics import bootstrap, preprocess, registry
 
 LIBRARIES = ("torch", "torchvision", "torchmetrics", "torch-fidelity", "open_clip_torch", "lpips", "insightface",
@@ -65,7 +66,7 @@ def metric_record(name: str, identities: dict[str, dict], options: EvalOptions, 
         "n": n,
         "seeds": {"bootstrap": options.seed, "resamples": n_resamples, "confidence": bootstrap.LEVEL},
         "device": _device_description(options.device),
-        "dtype": "float32",
+        "dtype": scoring_dtype(backbone["backbone"], torch.device(options.device).type),
         "libraries": library_versions(),
     }
 

@@ -289,6 +289,11 @@ class HpsBackbone(ScoreBackbone):
     def _score(self, images, captions):
         return self.network.score(images, captions)
 
+    def extra_preprocessing(self):
+        # hpsv2 scores under CUDA autocast and so does the zoo's HPS: a GPU score is a float16
+        # computation and must not share a cache entry with a CPU's float32 one.
+        return {"autocast": "float16"} if self.device.type == "cuda" else {}
+
 
 class MpsBackbone(ScoreBackbone):
     name = "mps"

@@ -118,7 +118,7 @@ def load_folder(folder: Path, device: torch.device, dtype: torch.dtype) -> ClipB
                                   "(and, optionally, a 'preprocess_cfg' object).") from None
     weights = folder / "open_clip_model.safetensors"
     model, preprocess, tokenizer, resolved = _build(model_cfg, torch.device("cpu"), torch.float32, preprocess_cfg)
-    load_into(model, read_state_dict(weights), weights)
+    load_into(model, read_state_dict(weights), weights, adopt=True)
     return ClipBundle(model.to(device=device, dtype=dtype).eval(), preprocess, tokenizer, model_cfg, resolved)
 
 

@@ -119,7 +119,7 @@ def load_folder(folder: Path, device: torch.device, dtype: torch.dtype) -> HpsBu
     weights = folder / CHECKPOINT
     state = read_state_dict(weights, key="state_dict")
     model, preprocess, tokenizer = create(name, torch.device("cpu"))
-    load_into(model, state, weights)
+    load_into(model, state, weights, adopt=True)
     return HpsBundle(model.to(device=device, dtype=dtype).eval(), preprocess, tokenizer)
 
 

@@ -174,7 +174,7 @@ def load_folder(folder: Path, device: torch.device, dtype: torch.dtype) -> MpsBu
     weights = folder / WEIGHTS
     state = read_state_dict(weights)
     model = MpsModel(config, arch)
-    load_into(model, state, weights)
+    load_into(model, state, weights, adopt=True)
     return MpsBundle(model.to(device=device, dtype=dtype).eval(), processor, tokenizer)
 
 

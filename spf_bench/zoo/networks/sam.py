@@ -135,7 +135,7 @@ def load_folder(folder: Path, device: torch.device, dtype: torch.dtype):
     weights = folder / CHECKPOINT
     state = read_state_dict(weights)
     model = build_sam(arch)
-    load_into(model, state, weights)
+    load_into(model, state, weights, adopt=True)
     return model.to(device=device, dtype=dtype).eval()
 
 
