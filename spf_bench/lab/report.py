@@ -62,7 +62,6 @@ def render_summary(summary: dict, prompts: dict[str, list[str]], legend: list[st
     """``summary.md``: the verdict, rates with 95% Wilson intervals, the eight metrics with
     their intervals, per-attribute change rates and the grid's legend."""
     corr, results = summary["config"]["correlation"], summary["results"]
-    models = list(results)
     name = lambda m: escape_markdown(m)  # noqa: E731 - model names reach Markdown from the command line
     lines = [f"# Pollution lab: {escape_markdown(corr['target'])}={escape_markdown(corr['target_value'])} "
              f"with {escape_markdown(corr['spurious'])}={escape_markdown(corr['spurious_value'])}", ""]
@@ -75,21 +74,29 @@ def render_summary(summary: dict, prompts: dict[str, list[str]], legend: list[st
                     [[name(m), _rate(r["spurious_rate"]), f"{rise[m]:+.3f}" if m in rise else "", f"{cut[m]:.2f}" if m in cut else "",
                       _rate(r["target_rate_unasked"]), _rate(r["target_accuracy"]), _rate(r["spurious_rate_customized"])]
                      for m, r in results.items()])
+    return "\n".join(lines + _common_sections(results, prompts, legend)) + "\n"
+
+
+def _common_sections(results: dict, prompts: dict[str, list[str]], legend: list[str]) -> list[str]:
+    """The sections both lab modes end with: the metrics, change rates, the grid's legend and
+    the first prompt of each kind (model names and prompts escaped: they come from users)."""
+    md = escape_markdown
     # The eight in their order, then whatever else the evaluator scored (under synth it adds
     # the world's exact metrics on its own).
     scored = [k for r in results.values() for k in r.get("metrics", {})]
     known = tuple(registry.metrics())
     metrics = [m for m in known if m in scored] + list(dict.fromkeys(k for k in scored if k not in known))
+    lines = []
     if metrics:
         lines += ["", "## Metrics of (original model on the base prompt, model on the customized prompt) pairs (95% bootstrap intervals)", ""]
-        lines += _table(["model", *metrics], [[name(m), *(_metric(results[m].get("metrics", {}).get(k)) for k in metrics)] for m in models])
+        lines += _table(["model", *metrics], [[md(m), *(_metric(r.get("metrics", {}).get(k)) for k in metrics)] for m, r in results.items()])
     attributes = list(next(iter(results.values()))["change_rate"])
     lines += ["", "## Change rates on base prompts against the original model", ""]
-    lines += _table(["model", *attributes], [[name(m), *(f"{results[m]['change_rate'][a]['value']:.2f}" for a in attributes)] for m in models])
-    lines += ["", "## Grid (grid.png)", ""] + [f"- {escape_markdown(line)}" for line in legend]
+    lines += _table(["model", *attributes], [[md(m), *(f"{r['change_rate'][a]['value']:.2f}" for a in attributes)] for m, r in results.items()])
+    lines += ["", "## Grid (grid.png)", ""] + [f"- {md(line)}" for line in legend]
     lines += ["", "## Prompts (first of each kind)", ""]
-    lines += [f"- {kind}: {escape_markdown(texts[0])}" for kind, texts in prompts.items() if texts]
-    return "\n".join(lines) + "\n"
+    lines += [f"- {kind}: {md(texts[0])}" for kind, texts in prompts.items() if texts]
+    return lines
 
 
 def _shown(value) -> str:
@@ -136,16 +143,4 @@ def render_customization_summary(summary: dict, prompts: dict[str, list[str]], l
     lines += ["", "## Target accuracy per target", ""]
     lines += _table(["model", *map(md, targets)], [[md(m), *(_rate(r["target_accuracy_by_target"][t]) for t in targets)]
                                                   for m, r in results.items()])
-    scored = [k for r in results.values() for k in r.get("metrics", {})]
-    known = tuple(registry.metrics())
-    metrics = [m for m in known if m in scored] + list(dict.fromkeys(k for k in scored if k not in known))
-    if metrics:
-        lines += ["", "## Metrics of (original model on the base prompt, model on the customized prompt) pairs (95% bootstrap intervals)", ""]
-        lines += _table(["model", *metrics], [[md(m), *(_metric(results[m].get("metrics", {}).get(k)) for k in metrics)] for m in results])
-    attributes = list(next(iter(results.values()))["change_rate"])
-    lines += ["", "## Change rates on base prompts against the original model", ""]
-    lines += _table(["model", *attributes], [[md(m), *(f"{results[m]['change_rate'][a]['value']:.2f}" for a in attributes)] for m in results])
-    lines += ["", "## Grid (grid.png)", ""] + [f"- {md(line)}" for line in legend]
-    lines += ["", "## Prompts (first of each kind)", ""]
-    lines += [f"- {kind}: {md(texts[0])}" for kind, texts in prompts.items() if texts]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _common_sections(results, prompts, legend)) + "\n"
