@@ -22,10 +22,10 @@ def register(subparsers) -> None:
     sub = parser.add_subparsers(dest="synth_command", required=True, metavar="SYNTH_COMMAND")
     train = sub.add_parser("train", help="train the world's models from seeds (resumable)")
     train.add_argument("--work", type=Path, required=True, help="folder for the rendered set, checkpoints, log and trained weights")
-    train.add_argument("--stages", default="oracle,identity,clip,clip_novel,diffusion", help="comma-separated stages to run (default: all, in order)")
+    train.add_argument("--stages", default="oracle,identity,clip,clip_novel,diffusion,decoder_novel", help="comma-separated stages to run (default: all, in order)")
     train.add_argument("--adopt", default="",
                        help="comma-separated stages taken over from the shipped weights instead of trained, e.g. "
-                            "oracle,clip,clip_novel,diffusion to retrain only the identity embedder")
+                            "oracle,clip,clip_novel,diffusion,decoder_novel to retrain only the identity embedder")
     train.add_argument("--scale", type=float, default=1.0, help="multiply every stage's steps (for quick trials)")
     train.add_argument("--train-images", type=int, default=None, help="size of each rendered training set, known and world (default: the recipe's)")
     train.add_argument("--threads", type=int, default=1,

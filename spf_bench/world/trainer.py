@@ -8,7 +8,10 @@ and the world set (with the novel attributes) for the oracle, the CLIP and the i
 embedder, which must read everything the world can draw (the identity embedder's set is the
 recipe's ``identity_set``). Stage ``clip`` trains the CLIP on the known set into
 ``weights/clip-known``; stage ``clip_novel`` trains it further on the world set into
-``weights/clip``, the one that ships.
+``weights/clip``, the one that ships. Likewise stage ``diffusion`` trains the pipeline on the
+known set into ``weights/sd15-known``, and ``decoder_novel`` refines only its VAE's decoder on
+the world set into ``weights/sd15``, the one that ships (the encoder, the UNet and the text
+encoder are copied unchanged, so the diffusion model never sees a novel attribute).
 
 ``adopt`` takes finished stages over from the shipped weights instead of training them, so
 that changing one model retrains only that one and ships the others byte for byte (the
@@ -27,12 +30,15 @@ from spf_bench.core.atomic import write_json_atomic
 from spf_bench.world.dataset import N_IDENTITIES, cached_set, render_set
 from spf_bench.world.recipe import Recipe
 
-STAGES = ("oracle", "identity", "clip", "clip_novel", "diffusion")
+STAGES = ("oracle", "identity", "clip", "clip_novel", "diffusion", "decoder_novel")
 # Where each stage's trained network lies in the work folder, and the shipped one it may adopt.
 # The known CLIP ships only as the start of clip_novel, so adopting "clip" copies the shipped
-# CLIP; that copy is never shipped itself.
+# CLIP; that copy is never shipped itself. The same holds for the known pipeline: adopting
+# "diffusion" copies the shipped sd15 into sd15-known, whose UNet, text encoder and VAE encoder
+# are the diffusion stage's but whose decoder is already decoder_novel's; so decoder_novel run
+# on it trains that decoder further rather than repeating the recipe (adopt both to keep it).
 STAGE_OUTPUT = {"oracle": ("oracle", "oracle"), "identity": ("face", "face"), "clip": ("clip-known", "clip"),
-                "clip_novel": ("clip", "clip"), "diffusion": ("sd15", "sd15")}
+                "clip_novel": ("clip", "clip"), "diffusion": ("sd15-known", "sd15"), "decoder_novel": ("sd15", "sd15")}
 
 
 class WorldTrainer:
@@ -166,4 +172,16 @@ class WorldTrainer:
     def _train_diffusion(self) -> dict:
         from spf_bench.world import train_diffusion
 
-        return train_diffusion.train(self.recipe, self.data, self.work, self.weights_dir("sd15"), self.log)
+        return train_diffusion.train(self.recipe, self.data, self.work, self.weights_dir("sd15-known"), self.log)
+
+    def _train_decoder_novel(self) -> dict:
+        from spf_bench.core.errors import SpfError
+        from spf_bench.world import oracle, train_decoder_novel
+
+        for stage, name in (("oracle", "oracle"), ("diffusion", "sd15-known")):
+            if not self.weights_dir(name).is_dir():
+                raise SpfError(f"Stage decoder_novel starts from {self.weights_dir(name)}, which is missing; "
+                               f"train or --adopt the {stage} stage first.")
+        judge = oracle.load(self.weights_dir("oracle"))  # the work folder's, trained or adopted
+        return train_decoder_novel.train(self.recipe, self.world, self.work, self.weights_dir("sd15-known"),
+                                         self.weights_dir("sd15"), judge, self.log)

@@ -98,7 +98,7 @@ def test_identity_stage_learns_from_the_world_set_and_ships_the_rest_unchanged(t
 
     monkeypatch.setattr(train_identity, "identification_rate", lambda *a, **k: 0.5)  # its own test is in test_synth_weights
     work = tmp_path / "world"
-    args = ["synth", "train", "--work", str(work), "--adopt", "oracle,clip,clip_novel,diffusion", "--stages", "identity",
+    args = ["synth", "train", "--work", str(work), "--adopt", "oracle,clip,clip_novel,diffusion,decoder_novel", "--stages", "identity",
             "--scale", "0.005", "--train-images", "64"]
     assert main(args) == 0
     done = json.loads((work / "identity.done.json").read_text())

@@ -1,0 +1,115 @@
+"""Teaching the diffusion model's decoder to draw the novel attributes, and nothing else.
+
+The VAE of the diffusion stage learnt from the known set only. Its encoder still separates
+the novel attributes (a linear probe on its latents reads each at 0.95 or more), but its
+decoder never had to reproduce them, so a round trip loses most earrings and hair streaks.
+A fine-tuned UNet could then never show them, whatever the method. Here the decoder (and
+``post_quant_conv``) trains further on the world set, on the frozen encoder's latent means,
+with the loss of ``refine_decoder``; the encoder and ``quant_conv`` stay frozen, so the
+latents the UNet and text encoder learnt on are unchanged and those two are copied byte for
+byte: the diffusion model still never sees a novel attribute.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from spf_bench.core.atomic import atomic_path
+from spf_bench.world.dataset import PortraitSet
+from spf_bench.world.loop import step_generator, train_steps
+from spf_bench.world.recipe import Recipe
+from spf_bench.world.train_diffusion import _edges, _pixels
+
+VAE = "vae"
+WEIGHTS = "diffusion_pytorch_model.safetensors"
+
+
+@torch.no_grad()
+def encoder_latents(vae, data: PortraitSet, batch: int = 256) -> torch.Tensor:
+    """The frozen encoder's latent means of every portrait, in float32 (unscaled)."""
+    return torch.cat([vae.encode(_pixels(data.images[i : i + batch])).latent_dist.mean
+                      for i in range(0, len(data), batch)])
+
+
+def _round_trip_figures(vae, oracle) -> dict:
+    from spf_bench.world.attributes import ATTRIBUTES, NOVEL_NAMES
+    from spf_bench.world.capacity import vae_round_trip
+
+    trip = vae_round_trip(vae, oracle)
+    known = [trip[a.name]["agreement"] for a in ATTRIBUTES if a.name not in NOVEL_NAMES]
+    return {"novel_kept": {n: round(trip[n]["kept"], 3) for n in NOVEL_NAMES},
+            "known_agreement": {a.name: round(trip[a.name]["agreement"], 3) for a in ATTRIBUTES if a.name not in NOVEL_NAMES},
+            "known_agreement_min": round(min(known), 3)}
+
+
+def _load_vae(folder: Path):
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL.from_pretrained(str(folder)).float().eval()
+
+
+def train(recipe: Recipe, data: PortraitSet, work: Path, start: Path, out: Path, oracle, log) -> dict:
+    """Write ``out``: the pipeline in ``start`` with its VAE's decoder refined on ``data``."""
+    stage = recipe.decoder_novel
+    torch.manual_seed(stage.seed)
+    vae = _load_vae(start / VAE)
+    before = _round_trip_figures(vae, oracle)
+    log(f"decoder_novel: round trip before {before['novel_kept']}")
+    vae.encoder.requires_grad_(False)
+    vae.quant_conv.requires_grad_(False)
+    cache = work / "decoder_novel_latents.pt"  # the start's encoder is fixed within a work folder
+    if cache.is_file():
+        latents = torch.load(cache, weights_only=True)
+    else:
+        latents = encoder_latents(vae, data)
+        with atomic_path(cache) as tmp:
+            torch.save(latents, tmp)
+    params = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=stage.lr, weight_decay=0.0)
+
+    def step(i: int) -> torch.Tensor:
+        vae.decoder.train()
+        gen = step_generator(stage.seed, i)
+        idx = torch.randint(0, len(data), (stage.batch,), generator=gen)
+        x = _pixels(data.images[idx.numpy()])
+        # float32, as docs/synth.md's figures were measured (the decoder is small at 32 px)
+        recon = vae.decode(latents[idx]).sample.float()
+        edge = sum((a - b).abs().mean() for a, b in zip(_edges(recon), _edges(x)))
+        return (recon - x).abs().mean() + ((recon - x) ** 2).mean() + edge
+
+    modules = {"decoder": vae.decoder, "post_quant_conv": vae.post_quant_conv}
+    figures = train_steps("decoder_novel", modules, optimizer, step, stage.steps, work / "decoder_novel.ckpt", stage.lr, log=log)
+    vae.eval()
+    _write_pipeline(start, out, vae)
+    after = _round_trip_figures(_load_vae(out / VAE), oracle)  # as shipped (float16)
+    log(f"decoder_novel: round trip after {after['novel_kept']}")
+    return {**figures, "round_trip_before": before, "round_trip_after": after}
+
+
+def _write_pipeline(start: Path, out: Path, vae) -> None:
+    """Copy ``start`` to ``out`` with the refined VAE weights, staged beside ``out`` and renamed.
+
+    Only the weights file is replaced: the VAE's config is the start's, byte for byte (a
+    re-saved config would also record the folder it was loaded from)."""
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(start, staging)
+    saved = staging / (VAE + ".new")
+    vae.to(_stored_dtype(start / VAE)).save_pretrained(str(saved), safe_serialization=True)
+    vae.float()
+    os.replace(saved / WEIGHTS, staging / VAE / WEIGHTS)
+    shutil.rmtree(saved)
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+
+
+def _stored_dtype(folder: Path) -> torch.dtype:
+    """The dtype the start's VAE weights are stored in, so the copy ships the same way."""
+    from safetensors import safe_open
+
+    with safe_open(str(folder / WEIGHTS), framework="pt") as handle:
+        return handle.get_tensor(next(iter(handle.keys()))).dtype
