@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from spf_bench.commands.synth_options import (add_customization_options, add_lab_options, customization_fields, lab_design,
-                                              metric_list as _metrics)
+                                              metric_list as _metrics, stage2_budget)
 from spf_bench.core.errors import SpfError
 
 
@@ -139,7 +139,7 @@ def run_lab(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     design = lab_design(args)
     methods = check_methods(tuple(m.strip() for m in args.methods.split(",") if m.strip()))
-    config = LabConfig(**design, steps=args.steps, prompts=args.prompts, methods=methods,
+    config = LabConfig(**design, **stage2_budget(args), steps=args.steps, prompts=args.prompts, methods=methods,
                        metrics=_metrics(args.metrics, METRIC_ORDER))
     for name in ("sd15", "clip"):
         synth_source.verify(name)

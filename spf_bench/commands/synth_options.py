@@ -26,6 +26,10 @@ def add_lab_options(parser, *, methods_default: str, methods_help: str, prompts_
     parser.add_argument("--train-images", type=int, default=None,
                         help=f"images in the fine-tuning set (default {CORRELATION_IMAGES}; with --customization "
                              f"{CUSTOMIZATION_IMAGES}, the customization set's default)")
+    parser.add_argument("--stage2-steps", type=int, default=None,
+                        help="optimizer steps of stage 2 (ours, its ablations and variants; default: --steps)")
+    parser.add_argument("--lr-stage2", type=float, default=None,
+                        help="learning rate of stage 2, whatever part trains (default 1e-4, the rate of naive)")
     parser.add_argument("--prompts", type=int, default=prompts_default, help=prompts_help)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -86,6 +90,16 @@ def lab_design(args) -> dict:
         raise SpfError("--target and --spurious must name two different attributes.")
     images = CORRELATION_IMAGES if args.train_images is None else args.train_images
     return {"correlation": Correlation(*target, *spurious), "train_images": images}
+
+
+def stage2_budget(args) -> dict:
+    """The LabConfig fields of stage 2's own budget that the command line gives."""
+    if args.stage2_steps is not None and args.stage2_steps < 1:
+        raise SpfError(f"--stage2-steps must be at least 1, got {args.stage2_steps}.")
+    if args.lr_stage2 is not None and not args.lr_stage2 > 0:
+        raise SpfError(f"--lr-stage2 must be a positive learning rate, got {args.lr_stage2}.")
+    given = {"stage2_steps": args.stage2_steps, "lr_stage2": args.lr_stage2}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def attribute_pair(text: str, flag: str) -> tuple[str, str]:

@@ -36,7 +36,7 @@ def _seeds(text: str) -> tuple[int, ...]:
 def run_table(args: argparse.Namespace) -> int:
     import torch
 
-    from spf_bench.commands.synth_options import lab_design, metric_list
+    from spf_bench.commands.synth_options import lab_design, metric_list, stage2_budget
     from spf_bench.lab.experiment import LabConfig
     from spf_bench.lab.methods import check_methods
     from spf_bench.lab.table import LabTable, TableConfig
@@ -50,7 +50,7 @@ def run_table(args: argparse.Namespace) -> int:
         if value < least:
             raise SpfError(f"{flag} must be at least {least}, got {value}.")
     methods = check_methods(tuple(m.strip() for m in args.methods.split(",") if m.strip()))
-    lab = LabConfig(**design, steps=args.steps, prompts=args.prompts, methods=methods,
+    lab = LabConfig(**design, **stage2_budget(args), steps=args.steps, prompts=args.prompts, methods=methods,
                     metrics=metric_list(args.metrics, METRIC_ORDER))
     for name in ("sd15", "clip"):
         synth_source.verify(name)

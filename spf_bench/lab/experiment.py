@@ -58,6 +58,9 @@ class LabConfig:
     batch: int = 8
     lr_full: float = 1e-4  # naive / control / ours stage 1: the whole UNet
     lr_stage2: float = 1e-4  # ours stage 2 and its ablations, whatever part trains
+    # Stage 2's own steps (None: ``steps``). The paper gives stage 2 five epochs at batch 2
+    # against stage 1's two at batch 8, at five times the rate: far more updates than stage 1.
+    stage2_steps: int | None = None
     lr_adapter: float = 1e-3  # LoRA and AdaLoRA
     prompts: int = 100
     seed: int = 0
@@ -70,6 +73,8 @@ class LabConfig:
         """What every output of a lab folder depends on (methods and metrics may be added later);
         a correlation lab pins what it pinned before the customization mode existed."""
         skip = ("methods", "metrics", "customization" if self.customization is None else "correlation")
+        # A lab made before stage 2 had its own steps pins what it pinned then.
+        skip += ("stage2_steps",) if self.stage2_steps is None else ()
         return {k: v for k, v in _jsonable(asdict(self)).items() if k not in skip}
 
 

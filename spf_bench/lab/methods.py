@@ -114,6 +114,8 @@ def training_config(name: str, lab, data: Path, start: Path | None, base_model: 
     }
     if recipe.trainer == "stage2":
         config["init_from"] = str(start) if start is not None else "original"
+        if lab.stage2_steps is not None:
+            config.update(max_steps=lab.stage2_steps, checkpoint_every=max(1, lab.stage2_steps // 3))
     if recipe.trainer == "tokencompose":
         # One micro-batch a step like every other method (its own default accumulates four).
         config["gradient_accumulation_steps"] = 1

@@ -188,3 +188,33 @@ def test_a_lab_folder_refuses_other_settings(tiny_lab):
     lab = tiny_lab[0]
     with pytest.raises(SpfError, match="other settings"):
         Lab(lab.out, LabConfig(**{**TINY, "steps": 3}), lab.base_model, lab.clip_model)
+
+
+def test_stage2_budget_applies_to_stage2_methods_only_and_is_pinned_only_when_given():
+    from spf_bench.lab.experiment import LabConfig
+    from spf_bench.lab.methods import training_config
+
+    lab = LabConfig(steps=7, batch=3, stage2_steps=20, lr_stage2=5e-4)
+    for name, steps, lr in (("ours", 20, 5e-4), ("ours-mask-oracle", 20, 5e-4), ("only-stage2", 20, 5e-4),
+                            ("naive", 7, lab.lr_full), ("lora", 7, lab.lr_adapter)):
+        config = training_config(name, lab, Path("data"), Path("naive-out"), Path("base"), Path("clip"))
+        assert (config["max_steps"], config["learning_rate"]) == (steps, lr), name
+        assert config["checkpoint_every"] == max(1, steps // 3), name
+    assert lab.pinned()["stage2_steps"] == 20
+    assert "stage2_steps" not in LabConfig(steps=7).pinned()
+
+
+def test_stage2_budget_flags_reach_the_lab_config_and_refuse_nonsense():
+    import argparse
+
+    from spf_bench.commands.synth_options import add_lab_options, stage2_budget
+    from spf_bench.core.errors import SpfError
+
+    parser = argparse.ArgumentParser()
+    add_lab_options(parser, methods_default="naive", methods_help="", prompts_default=100, prompts_help="")
+    assert stage2_budget(parser.parse_args([])) == {}
+    assert stage2_budget(parser.parse_args(["--stage2-steps", "750", "--lr-stage2", "5e-4"])) == {"stage2_steps": 750, "lr_stage2": 5e-4}
+    with pytest.raises(SpfError, match="--stage2-steps must be at least 1, got 0"):
+        stage2_budget(parser.parse_args(["--stage2-steps", "0"]))
+    with pytest.raises(SpfError, match="--lr-stage2 must be a positive"):
+        stage2_budget(parser.parse_args(["--lr-stage2", "-1"]))
