@@ -7,7 +7,8 @@ Stage 1 (the whole UNet, batch 8) trains on ``custom_sets.CustomSet(images=112, 
 with the checkpoint kept between the listed step counts (each count resumes the previous
 one); after each, the checkpoint draws every taught attribute on ``--prompts`` random
 known-world captions with its phrase added (guidance 2, 20 steps, seeds 0..) and the oracle
-says how often it shows. ``--base`` replaces the shipped pipeline folder (to try a rebuilt
+says how often it shows; the same captions drawn without the phrase say how often it shows
+unasked (a checkpoint that draws its target everywhere has not bound the word). ``--base`` replaces the shipped pipeline folder (to try a rebuilt
 VAE or text encoder). One JSON line per step count. Figures and their reading: docs/synth.md,
 "Can fine-tuning teach the novel attributes?".
 """
@@ -59,12 +60,17 @@ def main() -> None:
         run_trainer("stage1", config, checkpoint, "world_teach", lambda *a, **k: None)
         trained = time.perf_counter() - started
         model = build_method("naive", "synth", checkpoint=checkpoint)
-        drawn = {}
+        # The same captions without any phrase: a target drawn there was not bound to its word.
+        unasked_labels = oracle.predict(generate(model.pipe, captions, 0))
+        drawn, unasked = {}, {}
         for name in targets:
             images = generate(model.pipe, [f"{c}, {attribute_phrase(name, 'yes')}" for c in captions], 0)
-            drawn[name] = float((oracle.predict(images)[:, NAMES.index(name)] == index_of(name, "yes")).mean())
+            column, yes = NAMES.index(name), index_of(name, "yes")
+            drawn[name] = float((oracle.predict(images)[:, column] == yes).mean())
+            unasked[name] = float((unasked_labels[:, column] == yes).mean())
         print(json.dumps({"lr": args.lr, "steps": count, "train_s": round(trained), "drawn": drawn,
-                          "mean": float(np.mean(list(drawn.values())))}), flush=True)
+                          "mean": float(np.mean(list(drawn.values()))), "drawn_unasked": unasked,
+                          "mean_unasked": float(np.mean(list(unasked.values())))}), flush=True)
 
 
 if __name__ == "__main__":
