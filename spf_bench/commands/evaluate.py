@@ -67,10 +67,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         result = evaluate_run(args.triples, args.images, weights=args.weights, out_dir=args.out, method=args.method,
                               **options)
+    from spf_bench.results.render import fixed
+
     for name, entry in result.summary["metrics"].items():
         value, low, high = entry["value"], entry["ci_low"], entry["ci_high"]
-        shown = "n/a" if value is None else f"{value:.4f}"
-        interval = "" if low is None else f"  [{low:.4f}, {high:.4f}]"
+        shown = "n/a" if value is None else fixed(value, 4)
+        interval = "" if low is None else f"  [{fixed(low, 4)}, {fixed(high, 4)}]"
         print(f"{name:10s} {shown}{interval}  (n={entry['n']})")
     if result.summary.get("face_found_rate") is not None:
         print(f"face found in both images: {result.summary['face_found_rate']:.1%} of pairs")

@@ -1,6 +1,7 @@
 """Aggregation: per-pair values into means, paired-bootstrap 95% intervals (set-level metrics
-recomputed on each resample), a per-category breakdown, the face-found rate and a record per
-score; and the rows of ``per_pair.csv``."""
+recomputed on each resample, a rate's by Wilson, each inside its metric's declared range), a
+per-category breakdown, the face-found rate and a record per score; and the rows of
+``per_pair.csv``."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ def _set_entry(name: str, cls, scores: Scores, options: EvalOptions, indices: np
         low, high = bootstrap.percentile_interval(statistics)
         if cls.recentre_interval:
             low, high = bootstrap.recentred(low, high, statistics, scores.set_values[name])
+        low, high = bootstrap.within(low, high, cls.value_range, float(scores.set_values[name]))
     return {"value": scores.set_values[name], "ci_low": low, "ci_high": high, "n": n,
             "higher_is_better": cls.higher_is_better,
             "record": with_fingerprint(metric_record(name, scores.identities, options, n, len(resamples)))}
@@ -54,7 +56,8 @@ def summarise(scores: Scores, options: EvalOptions, identity: dict) -> tuple[lis
             continue
         values = scores.per_pair[name]
         finite = values[np.isfinite(values)]
-        low, high = bootstrap.mean_interval(values, indices)
+        # A rate gets Wilson's interval, a mean the percentile bootstrap, inside the metric's range.
+        low, high = bootstrap.pair_interval(values, indices, cls.value_range, cls.rate)
         metrics[name] = {"value": float(finite.mean()) if finite.size else math.nan, "ci_low": low, "ci_high": high,
                          "n": int(finite.size), "higher_is_better": cls.higher_is_better,
                          "record": with_fingerprint(metric_record(name, scores.identities, options, int(finite.size),

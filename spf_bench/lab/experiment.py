@@ -24,7 +24,6 @@ all of these depend on, so a second call with other settings stops instead of mi
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from spf_bench.core.atomic import atomic_path
 from spf_bench.triples.captions import full_caption
 from spf_bench.core.errors import SpfError
 from spf_bench.core.fingerprint import hash_path_cached
+from spf_bench.core.intervals import wilson
 from spf_bench.generation.sampling import GenerationSettings
 from spf_bench.metrics import METRIC_ORDER
 from spf_bench.metrics.fid import reset_small_set_warning
@@ -76,16 +76,6 @@ class LabConfig:
         # A lab made before stage 2 had its own steps pins what it pinned then.
         skip += ("stage2_steps",) if self.stage2_steps is None else ()
         return {k: v for k, v in _jsonable(asdict(self)).items() if k not in skip}
-
-
-def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a rate (well-behaved at 0 and 1, unlike the normal one)."""
-    if n == 0:
-        return (float("nan"), float("nan"))
-    p = hits / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def _rate(flags: np.ndarray) -> dict:

@@ -17,6 +17,7 @@ suite.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
@@ -31,6 +32,11 @@ OVERALL = "overall"
 GROUPS = (PRESERVATION, RESPONSIVENESS, OVERALL)
 # The heading a group's columns carry in tables; a metric may ask for another (the world's).
 GROUP_HEADINGS = {PRESERVATION: "Preservation", RESPONSIVENESS: "Responsiveness", OVERALL: "Overall"}
+# Value ranges a metric declares (its intervals are kept inside).
+UNBOUNDED = (-math.inf, math.inf)
+NON_NEGATIVE = (0.0, math.inf)
+COSINE = (-1.0, 1.0)
+UNIT = (0.0, 1.0)
 
 
 @dataclass
@@ -77,7 +83,10 @@ class MetricContract:
     - ``heading``: its table group's heading when not its group's own;
     - ``record_options`` / :meth:`options_record`: what goes into its record's options;
     - ``tradeoff_rank``: preference as an axis of the report's preservation-vs-responsiveness
-      picture (lower first; None: never an axis).
+      picture (lower first; None: never an axis);
+    - ``value_range``: the (low, high) every value lies in by construction (a cosine's [-1, 1],
+      a distance's [0, inf)); intervals never leave it (:func:`spf_bench.metrics.bootstrap.pair_interval`);
+    - ``rate``: a pair scores 1 (hit) or 0 (miss), so a mean is a rate and gets a Wilson interval.
     """
 
     name: ClassVar[str]
@@ -93,6 +102,8 @@ class MetricContract:
     heading: ClassVar[str | None] = None
     record_options: ClassVar[dict] = {}
     tradeoff_rank: ClassVar[int | None] = None
+    value_range: ClassVar[tuple[float, float]] = UNBOUNDED
+    rate: ClassVar[bool] = False
 
     @classmethod
     def table_heading(cls) -> str:

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import torch
 
-from spf_bench.metrics.base import PRESERVATION, PairMetric, cosine_rows
+from spf_bench.metrics.base import COSINE, PRESERVATION, PairMetric, cosine_rows
 
 
 def _clip_image_update(emb_o: torch.Tensor, emb_c: torch.Tensor) -> torch.Tensor:
@@ -25,6 +25,7 @@ class ClipImageSimilarity(PairMetric):
     in_paper: ClassVar[bool] = True
     default: ClassVar[bool] = True
     tradeoff_rank: ClassVar[int | None] = 1
+    value_range: ClassVar[tuple[float, float]] = COSINE
     higher_is_better = True
 
     def update(self, emb_o: torch.Tensor, emb_c: torch.Tensor) -> None:

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import torch
 
-from spf_bench.metrics.base import RESPONSIVENESS, PairMetric, cosine_rows
+from spf_bench.metrics.base import COSINE, RESPONSIVENESS, PairMetric, cosine_rows
 from spf_bench.triples.captions import full_caption
 
 CAPTIONS = ("target", "full")
@@ -33,6 +33,7 @@ class ClipTextAlignment(PairMetric):
     in_paper: ClassVar[bool] = True
     default: ClassVar[bool] = True
     tradeoff_rank: ClassVar[int | None] = 1
+    value_range: ClassVar[tuple[float, float]] = COSINE
     higher_is_better = True
 
     @classmethod

@@ -21,7 +21,7 @@ from typing import ClassVar
 import torch
 from torchmetrics import Metric
 
-from spf_bench.metrics.base import PRESERVATION, SetMetric
+from spf_bench.metrics.base import NON_NEGATIVE, PRESERVATION, SetMetric
 
 
 class SmallSetWarning(UserWarning):
@@ -125,6 +125,7 @@ class FrechetInceptionDistance(SetMetric, Metric):
     backbones: ClassVar[tuple[str, ...]] = ("inception",)
     feature: ClassVar[str] = "pool"
     recentre_interval: ClassVar[bool] = True
+    value_range: ClassVar[tuple[float, float]] = NON_NEGATIVE  # a squared distance
     decimals: ClassVar[int] = 2
     in_paper: ClassVar[bool] = True
     default: ClassVar[bool] = True

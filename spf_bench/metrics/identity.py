@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import torch
 
-from spf_bench.metrics.base import PRESERVATION, PairMetric, cosine_rows
+from spf_bench.metrics.base import COSINE, PRESERVATION, PairMetric, cosine_rows
 
 
 def _identity_update(emb_o: torch.Tensor, emb_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,6 +33,7 @@ class IdentitySimilarity(PairMetric):
     in_paper: ClassVar[bool] = True
     default: ClassVar[bool] = True
     tradeoff_rank: ClassVar[int | None] = 3
+    value_range: ClassVar[tuple[float, float]] = COSINE
     higher_is_better = True
 
     def update(self, emb_o: torch.Tensor, emb_c: torch.Tensor) -> None:

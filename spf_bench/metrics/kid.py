@@ -58,6 +58,8 @@ class KernelInceptionDistance(SetMetric, Metric):
     backbones: ClassVar[tuple[str, ...]] = ("inception",)
     feature: ClassVar[str] = "pool"
     decimals: ClassVar[int] = 4
+    # No lower bound: the unbiased estimate (off-diagonal means) of a squared MMD falls below 0
+    # when the two sets are close, and so may its interval's lower end; it is kept, not clipped.
     default: ClassVar[bool] = True
     record_options: ClassVar[dict] = {"kernel": f"polynomial, degree {DEGREE}, gamma 1/d, coefficient {COEF:g}",
                                       "estimator": "unbiased MMD^2 on the whole sets (no subsets)"}

@@ -18,7 +18,7 @@ from typing import ClassVar, Sequence
 import torch
 
 from spf_bench.core.errors import SpfError
-from spf_bench.metrics.base import PRESERVATION, PairMetric
+from spf_bench.metrics.base import NON_NEGATIVE, PRESERVATION, PairMetric
 
 RANGE_TOLERANCE = 1e-4
 
@@ -67,6 +67,8 @@ class LearnedPerceptualSimilarity(PairMetric):
     in_paper: ClassVar[bool] = True
     default: ClassVar[bool] = True
     tradeoff_rank: ClassVar[int | None] = 4
+    # A weighted sum of squared feature differences; the linear weights are non-negative once trained.
+    value_range: ClassVar[tuple[float, float]] = NON_NEGATIVE
     higher_is_better = False
 
     @classmethod

@@ -41,6 +41,7 @@ class SegmentationConsistency(PairMetric):
     in_paper: ClassVar[bool] = True
     default: ClassVar[bool] = True
     tradeoff_rank: ClassVar[int | None] = 2
+    value_range: ClassVar[tuple[float, float]] = (0.0, 100.0)  # 100 × a mean IoU
     higher_is_better = True
 
     @classmethod

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from spf_bench.core.errors import SpfError
-from spf_bench.metrics.base import PRESERVATION, RESPONSIVENESS, PairMetric
+from spf_bench.metrics.base import PRESERVATION, RESPONSIVENESS, UNIT, PairMetric
 from spf_bench.metrics.identity import IdentitySimilarity
 
 WORLD_WEIGHTS = "synth"
@@ -49,6 +49,7 @@ class _OracleMetric(_WorldMetric, PairMetric):
     higher_is_better = True
     key: ClassVar[str]  # the value of world_metrics.pair_scores this metric keeps
     reads_target_caption: ClassVar[bool] = True  # the evaluator checks the captions before scoring
+    value_range: ClassVar[tuple[float, float]] = UNIT  # shares of attributes
 
     def update(self, labels_o: torch.Tensor, labels_c: torch.Tensor, target_captions: list[str]) -> None:
         from spf_bench.world.world_metrics import pair_scores
@@ -65,6 +66,9 @@ class TargetAccuracy(_OracleMetric):
     name: ClassVar[str] = "Target-Acc"
     group: ClassVar[str] = RESPONSIVENESS
     key: ClassVar[str] = "target_accuracy"
+    # A target asking for one attribute makes each pair a hit or a miss, a rate with a Wilson
+    # interval; a run where some target asks for more (a share per pair) gets the bootstrap one.
+    rate: ClassVar[bool] = True
     record_options: ClassVar[dict] = {"judge": "attribute oracle, argmax per attribute",
                                       "asked": "parse_caption(target caption, complete=False)"}
 

@@ -40,7 +40,7 @@ def frame_cells(frame: pd.DataFrame, metrics: tuple[Metric, ...] | None = None) 
     cells = {}
     for metric in metrics if metrics is not None else per_pair_columns():
         if metric.per_pair and metric.name in frame.columns:
-            ci = mean_ci(pd.to_numeric(frame[metric.name], errors="coerce"))
+            ci = mean_ci(pd.to_numeric(frame[metric.name], errors="coerce"), metric.name)
             cells[metric.name] = Cell(ci.value, ci.ci_low, ci.ci_high, ci.n)
     return cells
 
@@ -49,7 +49,8 @@ def run_cells(run: MethodRun) -> dict[str, Cell]:
     """A run's value per metric: per-pair means from ``per_pair.csv``, the rest from ``summary.json``.
 
     Where the summary records the same mean, its interval (the evaluator's seeded bootstrap) is
-    kept so the report and ``summary.json`` agree; a stale or absent one gives way to a t-interval.
+    kept so the report and ``summary.json`` agree; a stale or absent one gives way to the same
+    kind of interval computed from the pairs (:func:`spf_bench.results.stats.mean_ci`).
     """
     summary_metrics = run.summary.get("metrics") or {}
     cells = {name: summary_cell(entry) for name, entry in summary_metrics.items() if known(name)}

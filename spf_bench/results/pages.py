@@ -53,6 +53,7 @@ def _frame_value(value) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             return "–"
+        value += 0.0  # -0.0 becomes 0.0, so a zero never prints with a sign
         return f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}".rstrip("0").rstrip(".")
     return str(value)
 

@@ -38,14 +38,21 @@ def escape_html(text: str) -> str:
     return html.escape(str(text), quote=True)
 
 
+def fixed(value: float, decimals: int) -> str:
+    """``value`` to ``decimals`` places; one that rounds to zero prints as zero, never "-0.0000"
+    (a KID interval's lower end of -0.00003 is a zero at the table's precision, not a negative)."""
+    text = f"{value:.{decimals}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
 def format_value(value: float, decimals: int) -> str:
-    return f"{value:.{decimals}f}" if math.isfinite(value) else NAN_TEXT
+    return fixed(value, decimals) if math.isfinite(value) else NAN_TEXT
 
 
 def format_interval(cell, decimals: int) -> str:
     if not (math.isfinite(cell.ci_low) and math.isfinite(cell.ci_high)):
         return ""
-    return f"[{cell.ci_low:.{decimals}f}, {cell.ci_high:.{decimals}f}]"
+    return f"[{fixed(cell.ci_low, decimals)}, {fixed(cell.ci_high, decimals)}]"
 
 
 class _Missing:

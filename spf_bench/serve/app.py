@@ -27,6 +27,7 @@ from starlette.templating import Jinja2Templates
 from spf_bench.core.errors import SpfError
 from spf_bench.study.db import QUESTION_TEXT, QUESTIONS, ensure_schema
 from spf_bench.study.votes import VoteError, cast_vote, parse_answers, progress
+from spf_bench.results.render import fixed
 from spf_bench.results.tables import METRIC_BY_NAME, method_label, untrained_notes
 from spf_bench.serve.browse import list_view, worst_case_links
 from spf_bench.serve.catalog import Catalog, arrow, higher_is_better, image_key, load_catalog
@@ -38,7 +39,7 @@ def _number(value: float, metric: str | None = None) -> str:
     """A value with its metric's decimals (as the report's tables print it); – when absent."""
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         return "–"
-    return f"{value:.{METRIC_BY_NAME[metric].decimals if metric in METRIC_BY_NAME else 3}f}"
+    return fixed(value, METRIC_BY_NAME[metric].decimals if metric in METRIC_BY_NAME else 3)
 
 
 TEMPLATES.env.filters["num"] = _number

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from spf_bench.core.intervals import wilson
 from spf_bench.world.attributes import ATTRIBUTES, KNOWN_NAMES, NAMES, NOVEL_NAMES, chance_accuracy, index_of, sample_attributes
 from spf_bench.world.captions import compose_caption, parse_caption
 from spf_bench.world.dataset import N_IDENTITIES, render_set
@@ -72,8 +73,6 @@ def novel_draw_rates(pipe, model, n: int = 64, seed: int = 0, guidance: float = 
     """Per novel attribute: how often the pipeline draws it (as the oracle reads it) when a
     caption asks for it, on ``n`` known-world captions with its phrase added, with 95%
     Wilson intervals. The same captions and seeds serve every attribute."""
-    from scipy.stats import binomtest
-
     from spf_bench.world.captions import attribute_phrase
 
     base = random_captions(n, seed)
@@ -82,8 +81,7 @@ def novel_draw_rates(pipe, model, n: int = 64, seed: int = 0, guidance: float = 
         phrase = attribute_phrase(name, "yes")
         images = generate(pipe, [f"{c}, {phrase}" for c in base], seed, guidance, steps)
         hits = int((model.predict(images)[:, NAMES.index(name)] == index_of(name, "yes")).sum())
-        interval = binomtest(hits, n).proportion_ci(method="wilson")
-        low, high = float(interval.low), float(interval.high)
+        low, high = wilson(hits, n)
         out[name] = {"rate": hits / n, "ci_low": low, "ci_high": high, "n": n, "phrase": phrase}
     return out
 
