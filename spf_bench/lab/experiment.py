@@ -149,6 +149,13 @@ class Lab:
         """Each customized prompt's target caption."""
         return self._plan()["caption"]
 
+    def target_hits(self, custom_labels: np.ndarray) -> np.ndarray:
+        """Per customized image (oracle labels), whether it shows its own prompt's target."""
+        if self.config.customization is not None:
+            return lab_custom.target_hits(custom_labels, self._plan()["target"])
+        corr = self.config.correlation
+        return custom_labels[:, NAMES.index(corr.target)] == index_of(corr.target, corr.target_value)
+
     def _model(self, model: str):
         from spf_bench.methods.registry import build_method
 

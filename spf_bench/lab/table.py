@@ -46,6 +46,7 @@ from spf_bench.world.attributes import NAMES, index_of
 
 REFERENCE = "ours"
 POLLUTION, BASE_CHANGE, SUMMARY = "Pollution", "Base-Change", "PR-Summary"
+TARGET_ACC = "Target-Acc"
 LOWER_IS_BETTER = {POLLUTION, BASE_CHANGE}
 MASK_ORDER = ("ours-mask-oracle", "ours", "ours-mask-inverted")
 
@@ -117,11 +118,14 @@ def seed_records(lab: Lab, oracle, seed: int) -> pd.DataFrame:
         else:
             add(m, POLLUTION, (base_labels[m][:, s_i] == s_v).astype(float))
         add(m, BASE_CHANGE, (base_labels[m] != base_labels[ORIGINAL]).mean(axis=1))
+        # The oracle's reading of each customized image's own target is the evaluator's
+        # Target-Acc per pair; taken from the oracle, the table has it whatever was scored.
+        add(m, TARGET_ACC, lab.target_hits(oracle.predict(lab.images(m)["custom"])).astype(float))
         run = lab.run(m)
         if (run / "per_pair.csv").is_file():
             pairs = pd.read_csv(run / "per_pair.csv")
             prompts = [int(str(i).lstrip("t")) for i in pairs["id"]]
-            for metric in (c for c in pairs.columns if c in ALL_METRICS):
+            for metric in (c for c in pairs.columns if c in ALL_METRICS and c != TARGET_ACC):
                 add(m, metric, pairs[metric].to_numpy(dtype=float), prompts)
             fid = json.loads((run / "summary.json").read_text())["metrics"].get("FID", {}).get("value")
             if fid is not None:

@@ -141,6 +141,10 @@ def test_the_table_agrees_with_a_recomputation_from_its_records(tiny_table):
             shown = oracle.predict(images)[:, NAMES.index(corr.spurious)] == index_of(corr.spurious, corr.spurious_value)
             pollution = records[(records["seed"] == seed) & (records["model"] == model) & (records["metric"] == POLLUTION)]
             assert np.array_equal(pollution.sort_values("prompt")["value"].to_numpy(), shown.astype(float))
+            # Target-Acc comes from the oracle, whatever was scored, and equals the evaluator's per pair.
+            target = records[(records["seed"] == seed) & (records["model"] == model) & (records["metric"] == "Target-Acc")]
+            assert len(target) == len(pairs) and np.array_equal(target.sort_values("prompt")["value"].to_numpy(),
+                                                                  pairs["Target-Acc"].to_numpy(dtype=float))
     assert _close(saved, records, models)
     text = (table.out / "table.md").read_text()
     assert "### ours-mask-inverted" in text and "| magnet |" in text and "CLIP-T" in text
@@ -168,3 +172,25 @@ def test_a_second_run_resumes_without_training_or_drawing(tiny_table, monkeypatc
     monkeypatch.setattr(Lab, "_model", refuse)
     again = table.run(oracle, report=lambda *a: None)
     assert json.dumps(again["values"], default=str) == json.dumps(result["values"], default=str)
+
+
+@synth_weights
+def test_target_acc_is_in_the_records_when_the_runs_scored_no_target_metric(tiny_table, tmp_path):
+    import shutil
+
+    from spf_bench.lab.experiment import Lab
+    from spf_bench.lab.table import seed_records
+
+    table, oracle, _ = tiny_table
+    lab = table.lab(0)
+    copy = tmp_path / "seed-0"
+    shutil.copytree(lab.out, copy)
+    for per_pair in copy.glob("runs/*/per_pair.csv"):  # as if scored with --metrics LPIPS
+        pd.read_csv(per_pair).drop(columns=["Target-Acc", "CLIP-T"]).to_csv(per_pair, index=False)
+    stripped = seed_records(Lab(copy, lab.config, lab.base_model, lab.clip_model), oracle, 0)
+    full = seed_records(lab, oracle, 0)
+    for model in ("original", *METHODS):
+        mine = stripped[(stripped["model"] == model) & (stripped["metric"] == "Target-Acc")].sort_values("prompt")
+        theirs = full[(full["model"] == model) & (full["metric"] == "Target-Acc")].sort_values("prompt")
+        assert len(mine) == lab.config.prompts and np.array_equal(mine["value"].to_numpy(), theirs["value"].to_numpy()), model
+    assert "CLIP-T" not in set(stripped["metric"]) and "PR-Summary" in set(stripped["metric"])
