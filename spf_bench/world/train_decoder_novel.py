@@ -20,9 +20,9 @@ import torch
 
 from spf_bench.core.atomic import atomic_path
 from spf_bench.world.dataset import PortraitSet
-from spf_bench.world.loop import step_generator, train_steps
+from spf_bench.world.loop import train_steps
 from spf_bench.world.recipe import Recipe
-from spf_bench.world.train_diffusion import _edges, _pixels
+from spf_bench.world.train_diffusion import _pixels, decoder_training
 
 VAE = "vae"
 WEIGHTS = "diffusion_pytorch_model.safetensors"
@@ -68,20 +68,8 @@ def train(recipe: Recipe, data: PortraitSet, work: Path, start: Path, out: Path,
         latents = encoder_latents(vae, data)
         with atomic_path(cache) as tmp:
             torch.save(latents, tmp)
-    params = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=stage.lr, weight_decay=0.0)
-
-    def step(i: int) -> torch.Tensor:
-        vae.decoder.train()
-        gen = step_generator(stage.seed, i)
-        idx = torch.randint(0, len(data), (stage.batch,), generator=gen)
-        x = _pixels(data.images[idx.numpy()])
-        # float32, as docs/synth.md's figures were measured (the decoder is small at 32 px)
-        recon = vae.decode(latents[idx]).sample.float()
-        edge = sum((a - b).abs().mean() for a, b in zip(_edges(recon), _edges(x)))
-        return (recon - x).abs().mean() + ((recon - x) ** 2).mean() + edge
-
-    modules = {"decoder": vae.decoder, "post_quant_conv": vae.post_quant_conv}
+    # float32, as docs/synth.md's figures were measured (the decoder is small at 32 px)
+    optimizer, step, modules = decoder_training(vae, latents, data.images, stage, bfloat16=False)
     figures = train_steps("decoder_novel", modules, optimizer, step, stage.steps, work / "decoder_novel.ckpt", stage.lr, log=log)
     vae.eval()
     _write_pipeline(start, out, vae)

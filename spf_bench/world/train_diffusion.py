@@ -90,6 +90,26 @@ def _edges(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x[..., 1:, :] - x[..., :-1, :], x[..., :, 1:] - x[..., :, :-1]
 
 
+def decoder_training(vae, latents: torch.Tensor, images, stage, bfloat16: bool):
+    """The optimizer, step function and trained modules of a decoder refinement: the decoder
+    and post_quant_conv learn to draw ``images`` from their fixed ``latents`` with pixel and
+    edge losses (the edge term keeps small parts sharp). ``bfloat16``: autocast the decode."""
+    params = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=stage.lr, weight_decay=0.0)
+
+    def step(i: int) -> torch.Tensor:
+        vae.decoder.train()
+        gen = step_generator(stage.seed, i)
+        idx = torch.randint(0, len(images), (stage.batch,), generator=gen)
+        x = _pixels(images[idx.numpy()])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+            recon = vae.decode(latents[idx]).sample.float()
+        edge = sum((a - b).abs().mean() for a, b in zip(_edges(recon), _edges(x)))
+        return (recon - x).abs().mean() + ((recon - x) ** 2).mean() + edge
+
+    return optimizer, step, {"decoder": vae.decoder, "post_quant_conv": vae.post_quant_conv}
+
+
 def refine_decoder(recipe: Recipe, data: PortraitSet, work: Path, log) -> Path:
     """Train the decoder further on the fixed encoder's latents; ``work/decoder_final.pt``.
 
@@ -107,20 +127,7 @@ def refine_decoder(recipe: Recipe, data: PortraitSet, work: Path, log) -> Path:
     vae.encoder.requires_grad_(False)
     vae.quant_conv.requires_grad_(False)
     latents = torch.load(work / "latents.pt", weights_only=True)  # unscaled posterior means
-    decoder_params = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
-    optimizer = torch.optim.AdamW(decoder_params, lr=stage.lr, weight_decay=0.0)
-
-    def step(i: int) -> torch.Tensor:
-        vae.decoder.train()
-        gen = step_generator(stage.seed, i)
-        idx = torch.randint(0, len(data), (stage.batch,), generator=gen)
-        x = _pixels(data.images[idx.numpy()])
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            recon = vae.decode(latents[idx]).sample.float()
-        edge = sum((a - b).abs().mean() for a, b in zip(_edges(recon), _edges(x)))
-        return (recon - x).abs().mean() + ((recon - x) ** 2).mean() + edge
-
-    modules = {"decoder": vae.decoder, "post_quant_conv": vae.post_quant_conv}
+    optimizer, step, modules = decoder_training(vae, latents, data.images, stage, bfloat16=True)
     figures = train_steps("decoder", modules, optimizer, step, stage.steps, work / "decoder.ckpt", stage.lr, log=log)
     log(f"decoder refined: {figures}")
     torch.save(vae.state_dict(), final)
