@@ -222,7 +222,7 @@ class Lab:
         return {
             "spurious_rate": _rate(labels[:, s_i] == s_v),
             "target_rate_unasked": _rate(labels[:, t_i] == t_v),
-            "target_accuracy": _rate(custom_labels[:, t_i] == t_v),
+            "target_accuracy": _rate(self.target_hits(custom_labels)),
             "spurious_rate_customized": _rate(custom_labels[:, s_i] == s_v),
             "change_rate": {name: _rate(labels[:, i] != original[:, i]) for i, name in enumerate(NAMES)},
         }

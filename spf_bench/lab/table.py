@@ -105,7 +105,8 @@ def seed_records(lab: Lab, oracle, seed: int) -> pd.DataFrame:
     corr, custom = lab.config.correlation, lab.config.customization
     s_i, s_v = NAMES.index(corr.spurious), index_of(corr.spurious, corr.spurious_value)
     models = [ORIGINAL, *lab.config.methods]
-    base_labels = {m: oracle.predict(lab.images(m)["base"]) for m in models}
+    images = {m: lab.images(m) for m in models}  # each model's drawings, loaded once
+    base_labels = {m: oracle.predict(images[m]["base"]) for m in models}
     rows = []
 
     def add(model, metric, values, prompts=None):
@@ -120,7 +121,7 @@ def seed_records(lab: Lab, oracle, seed: int) -> pd.DataFrame:
         add(m, BASE_CHANGE, (base_labels[m] != base_labels[ORIGINAL]).mean(axis=1))
         # The oracle's reading of each customized image's own target is the evaluator's
         # Target-Acc per pair; taken from the oracle, the table has it whatever was scored.
-        add(m, TARGET_ACC, lab.target_hits(oracle.predict(lab.images(m)["custom"])).astype(float))
+        add(m, TARGET_ACC, lab.target_hits(oracle.predict(images[m]["custom"])).astype(float))
         run = lab.run(m)
         if (run / "per_pair.csv").is_file():
             pairs = pd.read_csv(run / "per_pair.csv")

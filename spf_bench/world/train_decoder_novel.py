@@ -22,17 +22,10 @@ from spf_bench.core.atomic import atomic_path
 from spf_bench.world.dataset import PortraitSet
 from spf_bench.world.loop import train_steps
 from spf_bench.world.recipe import Recipe
-from spf_bench.world.train_diffusion import _pixels, decoder_training
+from spf_bench.world.train_diffusion import decoder_training, encode_set
 
 VAE = "vae"
 WEIGHTS = "diffusion_pytorch_model.safetensors"
-
-
-@torch.no_grad()
-def encoder_latents(vae, data: PortraitSet, batch: int = 256) -> torch.Tensor:
-    """The frozen encoder's latent means of every portrait, in float32 (unscaled)."""
-    return torch.cat([vae.encode(_pixels(data.images[i : i + batch])).latent_dist.mean
-                      for i in range(0, len(data), batch)])
 
 
 def _round_trip_figures(vae, oracle) -> dict:
@@ -40,10 +33,9 @@ def _round_trip_figures(vae, oracle) -> dict:
     from spf_bench.world.capacity import vae_round_trip
 
     trip = vae_round_trip(vae, oracle)
-    known = [trip[a.name]["agreement"] for a in ATTRIBUTES if a.name not in NOVEL_NAMES]
+    known = {a.name: round(trip[a.name]["agreement"], 3) for a in ATTRIBUTES if a.name not in NOVEL_NAMES}
     return {"novel_kept": {n: round(trip[n]["kept"], 3) for n in NOVEL_NAMES},
-            "known_agreement": {a.name: round(trip[a.name]["agreement"], 3) for a in ATTRIBUTES if a.name not in NOVEL_NAMES},
-            "known_agreement_min": round(min(known), 3)}
+            "known_agreement": known, "known_agreement_min": min(known.values())}
 
 
 def _load_vae(folder: Path):
@@ -65,7 +57,7 @@ def train(recipe: Recipe, data: PortraitSet, work: Path, start: Path, out: Path,
     if cache.is_file():
         latents = torch.load(cache, weights_only=True)
     else:
-        latents = encoder_latents(vae, data)
+        latents = encode_set(vae, data, bfloat16=False)  # float32, as the training below
         with atomic_path(cache) as tmp:
             torch.save(latents, tmp)
     # float32, as docs/synth.md's figures were measured (the decoder is small at 32 px)

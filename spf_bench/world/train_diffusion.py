@@ -57,10 +57,11 @@ def train_vae(recipe: Recipe, data: PortraitSet, work: Path, log) -> nn.Module:
 
 
 @torch.no_grad()
-def encode_set(vae, data: PortraitSet, batch: int = 256) -> torch.Tensor:
+def encode_set(vae, data: PortraitSet, batch: int = 256, bfloat16: bool = True) -> torch.Tensor:
+    """The encoder's latent means of every portrait (unscaled, float32 out)."""
     out = []
     for i in range(0, len(data), batch):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
             out.append(vae.encode(_pixels(data.images[i : i + batch])).latent_dist.mean.float())
     return torch.cat(out)
 
