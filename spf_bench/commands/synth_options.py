@@ -28,8 +28,11 @@ def add_lab_options(parser, *, methods_default: str, methods_help: str, prompts_
                              f"{CUSTOMIZATION_IMAGES}, the customization set's default)")
     parser.add_argument("--stage2-steps", type=int, default=None,
                         help="optimizer steps of stage 2 (ours, its ablations and variants; default: --steps)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="learning rate of every whole-UNet fine-tune: naive, the control, ours' stage 1, TokenCompose "
+                             "(default 1e-4; LoRA and AdaLoRA keep their adapter rate, 1e-3)")
     parser.add_argument("--lr-stage2", type=float, default=None,
-                        help="learning rate of stage 2, whatever part trains (default 1e-4, the rate of naive)")
+                        help="learning rate of stage 2, whatever part trains (default: --lr, the rate of naive)")
     parser.add_argument("--prompts", type=int, default=prompts_default, help=prompts_help)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -93,12 +96,16 @@ def lab_design(args) -> dict:
 
 
 def stage2_budget(args) -> dict:
-    """The LabConfig fields of stage 2's own budget that the command line gives."""
+    """The LabConfig fields of the fine-tunes' rate and stage 2's own budget that the command line
+    gives; stage 2 takes naive's rate unless given its own."""
+    if args.lr is not None and not args.lr > 0:
+        raise SpfError(f"--lr must be a positive learning rate, got {args.lr}.")
     if args.stage2_steps is not None and args.stage2_steps < 1:
         raise SpfError(f"--stage2-steps must be at least 1, got {args.stage2_steps}.")
     if args.lr_stage2 is not None and not args.lr_stage2 > 0:
         raise SpfError(f"--lr-stage2 must be a positive learning rate, got {args.lr_stage2}.")
-    given = {"stage2_steps": args.stage2_steps, "lr_stage2": args.lr_stage2}
+    lr_stage2 = args.lr if args.lr_stage2 is None else args.lr_stage2
+    given = {"stage2_steps": args.stage2_steps, "lr_full": args.lr, "lr_stage2": lr_stage2}
     return {k: v for k, v in given.items() if v is not None}
 
 

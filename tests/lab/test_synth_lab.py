@@ -218,3 +218,15 @@ def test_stage2_budget_flags_reach_the_lab_config_and_refuse_nonsense():
         stage2_budget(parser.parse_args(["--stage2-steps", "0"]))
     with pytest.raises(SpfError, match="--lr-stage2 must be a positive"):
         stage2_budget(parser.parse_args(["--lr-stage2", "-1"]))
+    # --lr is naive's rate (and TokenCompose's); stage 2 takes it unless given its own.
+    assert stage2_budget(parser.parse_args(["--lr", "3e-4"])) == {"lr_full": 3e-4, "lr_stage2": 3e-4}
+    assert stage2_budget(parser.parse_args(["--lr", "3e-4", "--lr-stage2", "5e-4"])) == {"lr_full": 3e-4, "lr_stage2": 5e-4}
+    with pytest.raises(SpfError, match="--lr must be a positive"):
+        stage2_budget(parser.parse_args(["--lr", "0"]))
+    from spf_bench.lab.experiment import LabConfig
+    from spf_bench.lab.methods import training_config
+
+    lab = LabConfig(steps=7, batch=3, **stage2_budget(parser.parse_args(["--lr", "3e-4"])))
+    for name, lr in (("naive", 3e-4), ("control", 3e-4), ("tokencompose", 3e-4), ("ours", 3e-4), ("lora", 1e-3)):
+        config = training_config(name, lab, Path("data"), Path("naive-out"), Path("base"), Path("clip"))
+        assert config["learning_rate"] == lr, name
