@@ -55,6 +55,12 @@ register_method("ours-mask-oracle", **_stage2("M = the ground-truth target regio
                                               "Ours (M = ground-truth region)", (), mask_variant="oracle"))
 register_method("ours-mask-inverted", **_stage2("M = 1 - SFCM", "Ours (M = 1 - SFCM)", (), mask_variant="inverted"))
 register_method("ours-mask-ones", **_stage2("M = 1: no alignment anywhere", "Ours (M = 1)", (), mask_variant="ones"))
+# The reconstruction's marked choices of the map (METHOD.md), each flipped alone, so the lab can
+# measure whether the unmarked text's other reading would change anything.
+register_method("ours-exclusion-sum", **_stage2("marked choice: Eq. 10's exclusion map as the plain sum clipped at 1",
+                                                "Ours (X = plain sum)", (), exclusion_norm="none"))
+register_method("ours-mask-area", **_stage2("marked choice: M resized to each layer's grid by area averaging",
+                                            "Ours (M resized by area)", (), mask_resize="area"))
 register_method("ours-direct-clip", **_ablation(11, "ablation: L_clip (Eq. 14) instead of L_re",
                                                 "Ours (L_clip instead of L_re)", direct_clip=True))
 register_method("stage2-full", **_stage2("Tab. 4: stage 2 training the full UNet", "Stage 2: full weights",

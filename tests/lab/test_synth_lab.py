@@ -76,6 +76,7 @@ def test_every_lab_method_is_a_trainable_suite_method_with_its_stage2_variant():
         "stage2-lora-xattn": {"trainable": "lora-xattn"}, "stage2-adapter-xattn": {"trainable": "adapter-xattn"},
         "only-stage2": {"init_from": "original"}, "ours-mask-oracle": {"mask_variant": "oracle"},
         "ours-mask-inverted": {"mask_variant": "inverted"}, "ours-mask-ones": {"mask_variant": "ones"},
+        "ours-exclusion-sum": {"exclusion_norm": "none"}, "ours-mask-area": {"mask_resize": "area"},
     }
     lab = LabConfig(steps=7, batch=3)
     for name, fields in expected.items():
@@ -88,6 +89,8 @@ def test_every_lab_method_is_a_trainable_suite_method_with_its_stage2_variant():
         switched |= {"trainable": built.trainable} if built.trainable != "xattn" else {}
         switched |= {"init_from": "original"} if built.init_from == "original" else {}
         switched |= {"mask_variant": built.mask_variant} if built.mask_variant != "sfcm" else {}
+        switched |= {"exclusion_norm": built.exclusion_norm} if built.exclusion_norm != "weight-sum" else {}
+        switched |= {"mask_resize": built.mask_resize} if built.mask_resize != "bilinear" else {}
         assert switched == fields, name
     assert set(expected) | {"naive", "control", "lora", "adalora", "tokencompose", "magnet"} == set(LAB_METHODS)
     assert LAB_METHODS["control"].data == "control" and LAB_METHODS["naive"].data == "correlated"
