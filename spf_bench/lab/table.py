@@ -196,7 +196,23 @@ def build_table(records: pd.DataFrame, models: list[str], paper: dict[str, dict[
             rows[metric] = {"paper": paper_dir, "world": world, "agrees": agrees, **test}
         comparisons[model] = rows
     return {"metrics": metrics, "models": models, "values": values, "vs_ours": comparisons,
-            "mask_order": mask_order(records, models)}
+            "agreement": agreement_counts(comparisons), "mask_order": mask_order(records, models)}
+
+
+AGREEMENT = ("yes", "no", "not separated")
+
+
+def agreement_counts(comparisons: dict[str, dict[str, dict]]) -> dict[str, dict[str, int]]:
+    """Per model with a paper row, how many of its metrics with a paper direction the world
+    agrees with, contradicts, or does not separate from ours; ``all`` sums the models."""
+    counts = {}
+    for model, rows in comparisons.items():
+        tally = {kind: sum(r["agrees"] == kind for r in rows.values()) for kind in AGREEMENT}
+        if any(tally.values()):
+            counts[model] = tally
+    if counts:
+        counts["all"] = {kind: sum(t[kind] for t in counts.values()) for kind in AGREEMENT}
+    return counts
 
 
 def mask_order(records: pd.DataFrame, models: list[str]) -> dict:
@@ -245,6 +261,12 @@ def render_table(table: dict) -> str:
     metrics = table["metrics"]
     lines += ["| model | " + " | ".join(md(m) for m in metrics) + " |", "|---|" + "---|" * len(metrics)]
     lines += ["| " + md(m) + " | " + " | ".join(_value(table["values"][m][k]) for k in metrics) + " |" for m in table["models"]]
+    if table.get("agreement"):
+        lines += ["", "## Agreement with the paper's Tab. 1", "",
+                  f"Per model, its metrics where the paper gives a direction against {REFERENCE}: the world's "
+                  "direction agrees, contradicts it, or is not separated from ours (paired 95% interval holds 0).", "",
+                  "| model | agrees | contradicts | not separated |", "|---|---|---|---|"]
+        lines += [f"| {md(m)} | {t['yes']} | {t['no']} | {t['not separated']} |" for m, t in table["agreement"].items()]
     lines += ["", f"## Every model against {REFERENCE} (model - {REFERENCE}, paired on seed and prompt)", "",
               "Directions say better or worse than ours by each metric's own sense; the world has a direction only "
               "where the paired 95% interval excludes 0.", ""]

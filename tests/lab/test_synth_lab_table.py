@@ -61,6 +61,19 @@ def test_the_paired_test_compares_the_same_seed_and_prompt():
     assert missing["n"] == 0 and st.agreement("worse", missing, False) == ("", "no data")
 
 
+def test_agreement_counts_tally_each_models_metrics_with_a_paper_direction():
+    from spf_bench.lab.table import agreement_counts
+
+    comparisons = {"naive": {"LPIPS": {"agrees": "yes"}, "CLIP-T": {"agrees": "no"}, "Pollution": {"agrees": "no paper value"}},
+                   "ours-no-re": {"LPIPS": {"agrees": "not separated"}, "CLIP-T": {"agrees": "yes"}},
+                   "control": {"LPIPS": {"agrees": "no paper value"}}}  # no paper row: left out, not a row of zeros
+    counts = agreement_counts(comparisons)
+    assert counts == {"naive": {"yes": 1, "no": 1, "not separated": 0},
+                      "ours-no-re": {"yes": 1, "no": 0, "not separated": 1},
+                      "all": {"yes": 2, "no": 1, "not separated": 1}}
+    assert agreement_counts({"control": {"LPIPS": {"agrees": "no data"}}}) == {}
+
+
 def test_directions_follow_each_metrics_sense():
     assert st.direction(-0.2, higher_is_better("LPIPS")) == "better"  # lower LPIPS: closer to the original
     assert st.direction(-0.2, higher_is_better("CLIP-T")) == "worse"
@@ -148,6 +161,12 @@ def test_the_table_agrees_with_a_recomputation_from_its_records(tiny_table):
     assert _close(saved, records, models)
     text = (table.out / "table.md").read_text()
     assert "### ours-mask-inverted" in text and "| magnet |" in text and "CLIP-T" in text
+    # The agreement summary is the tally of the comparisons the table prints.
+    from spf_bench.lab.table import agreement_counts
+
+    assert saved["agreement"] == agreement_counts(saved["vs_ours"])
+    if saved["agreement"]:
+        assert "## Agreement with the paper's Tab. 1" in text
 
 
 def _close(saved: dict, records: pd.DataFrame, models: list[str]) -> bool:
