@@ -63,7 +63,7 @@ def main() -> None:
 
     folder = args.clip or synth_source.folder("clip")
     bundle = load_folder(folder, torch.device("cpu"), torch.float32)
-    size = int(bundle.model.visual.image_size[0]) if hasattr(bundle.model.visual, "image_size") else 32
+    size = int(bundle.model.visual.image_size[0])  # render at the CLIP's own input size
 
     def embed(images: np.ndarray) -> torch.Tensor:
         return torch.nn.functional.normalize(bundle.encode_image(_normalise(images)), dim=-1)

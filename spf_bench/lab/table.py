@@ -46,7 +46,6 @@ from spf_bench.world.attributes import NAMES, index_of
 
 REFERENCE = "ours"
 POLLUTION, BASE_CHANGE, SUMMARY = "Pollution", "Base-Change", "PR-Summary"
-TARGET_ACC = "Target-Acc"
 LOWER_IS_BETTER = {POLLUTION, BASE_CHANGE}
 MASK_ORDER = ("ours-mask-oracle", "ours", "ours-mask-inverted")
 
@@ -121,12 +120,12 @@ def seed_records(lab: Lab, oracle, seed: int) -> pd.DataFrame:
         add(m, BASE_CHANGE, (base_labels[m] != base_labels[ORIGINAL]).mean(axis=1))
         # The oracle's reading of each customized image's own target is the evaluator's
         # Target-Acc per pair; taken from the oracle, the table has it whatever was scored.
-        add(m, TARGET_ACC, lab.target_hits(oracle.predict(images[m]["custom"])).astype(float))
+        add(m, lab_custom.TARGET, lab.target_hits(oracle.predict(images[m]["custom"])).astype(float))
         run = lab.run(m)
         if (run / "per_pair.csv").is_file():
             pairs = pd.read_csv(run / "per_pair.csv")
             prompts = [int(str(i).lstrip("t")) for i in pairs["id"]]
-            for metric in (c for c in pairs.columns if c in ALL_METRICS and c != TARGET_ACC):
+            for metric in (c for c in pairs.columns if c in ALL_METRICS and c != lab_custom.TARGET):
                 add(m, metric, pairs[metric].to_numpy(dtype=float), prompts)
             fid = json.loads((run / "summary.json").read_text())["metrics"].get("FID", {}).get("value")
             if fid is not None:
@@ -199,19 +198,16 @@ def build_table(records: pd.DataFrame, models: list[str], paper: dict[str, dict[
             "agreement": agreement_counts(comparisons), "mask_order": mask_order(records, models)}
 
 
-AGREEMENT = ("yes", "no", "not separated")
-
-
 def agreement_counts(comparisons: dict[str, dict[str, dict]]) -> dict[str, dict[str, int]]:
     """Per model with a paper row, how many of its metrics with a paper direction the world
     agrees with, contradicts, or does not separate from ours; ``all`` sums the models."""
     counts = {}
     for model, rows in comparisons.items():
-        tally = {kind: sum(r["agrees"] == kind for r in rows.values()) for kind in AGREEMENT}
+        tally = {kind: sum(r["agrees"] == kind for r in rows.values()) for kind in st.AGREEMENT}
         if any(tally.values()):
             counts[model] = tally
     if counts:
-        counts["all"] = {kind: sum(t[kind] for t in counts.values()) for kind in AGREEMENT}
+        counts["all"] = {kind: sum(t[kind] for t in counts.values()) for kind in st.AGREEMENT}
     return counts
 
 
@@ -266,7 +262,7 @@ def render_table(table: dict) -> str:
                   f"Per model, its metrics where the paper gives a direction against {REFERENCE}: the world's "
                   "direction agrees, contradicts it, or is not separated from ours (paired 95% interval holds 0).", "",
                   "| model | agrees | contradicts | not separated |", "|---|---|---|---|"]
-        lines += [f"| {md(m)} | {t['yes']} | {t['no']} | {t['not separated']} |" for m, t in table["agreement"].items()]
+        lines += [f"| {md(m)} | " + " | ".join(str(t[kind]) for kind in st.AGREEMENT) + " |" for m, t in table["agreement"].items()]
     lines += ["", f"## Every model against {REFERENCE} (model - {REFERENCE}, paired on seed and prompt)", "",
               "Directions say better or worse than ours by each metric's own sense; the world has a direction only "
               "where the paired 95% interval excludes 0.", ""]

@@ -26,6 +26,9 @@ DRAWS = 2000
 CONFIDENCE = 0.95
 RECORD_COLUMNS = ("seed", "model", "prompt", "metric", "value")
 SET_LEVEL = -1  # the prompt index of a set-level value (FID)
+# Whether the world's direction matches the paper's, where both have one (see agreement).
+AGREES, CONTRADICTS, NOT_SEPARATED = "yes", "no", "not separated"
+AGREEMENT = (AGREES, CONTRADICTS, NOT_SEPARATED)
 
 
 def nested_bootstrap(groups: list[np.ndarray], draws: int = DRAWS, seed: int = 0) -> np.ndarray:
@@ -113,9 +116,9 @@ def agreement(paper_direction: str, test: dict, higher_is_better: bool | None) -
     if test["n"] == 0:
         return "", "no data"
     separated = math.isfinite(test["ci_low"]) and (test["ci_low"] > 0 or test["ci_high"] < 0)
-    world = direction(test["mean_diff"], higher_is_better) if separated else "not separated"
+    world = direction(test["mean_diff"], higher_is_better) if separated else NOT_SEPARATED
     if not paper_direction:
         return world, "no paper value"
     if not separated:
-        return world, "not separated"
-    return world, "yes" if world == paper_direction else "no"
+        return world, NOT_SEPARATED
+    return world, AGREES if world == paper_direction else CONTRADICTS
