@@ -124,7 +124,8 @@ class Lab:
         start_folder = self.train(start, report) if start is not None else None
         config = lab_methods.training_config(method, self.config, self._set(LAB_METHODS[method].data), start_folder,
                                              self.base_model, self.clip_model)
-        made_of = lab_methods.identity(config, self.base_sha256)
+        clip_sha256 = hash_path_cached(self.clip_model) if lab_methods.uses_clip(method) else None
+        made_of = lab_methods.identity(config, self.base_sha256, clip_sha256)
         folder = self.checkpoint(method)
         if lab_methods.trained(folder, made_of):
             return folder

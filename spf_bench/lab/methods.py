@@ -125,10 +125,19 @@ def training_config(name: str, lab, data: Path, start: Path | None, base_model: 
     return config
 
 
-def identity(config: dict, base_sha256: str) -> dict:
-    """What makes a checkpoint: its config without the lab's own paths, and the base weights
-    (the shipped world may be retrained under the same path)."""
-    return {"config": {k: v for k, v in config.items() if k not in _PATHS}, "base_sha256": base_sha256}
+def identity(config: dict, base_sha256: str, clip_sha256: str | None = None) -> dict:
+    """What makes a checkpoint: its config without the lab's own paths, the base weights
+    (the shipped world may be retrained under the same path) and, for a trainer that uses
+    the CLIP (stage 2: the map's relevance weights and the response loss), the CLIP's."""
+    made_of = {"config": {k: v for k, v in config.items() if k not in _PATHS}, "base_sha256": base_sha256}
+    if clip_sha256 is not None:
+        made_of["clip_sha256"] = clip_sha256
+    return made_of
+
+
+def uses_clip(name: str) -> bool:
+    """Whether lab method ``name``'s training reads the CLIP."""
+    return _recipe(name).trainer == "stage2"
 
 
 _PATHS = ("data_dir", "base_model", "clip_model", "init_from", "output_dir")

@@ -41,7 +41,14 @@ class Recipe:
     clip: Stage = field(default_factory=lambda: Stage(steps=1200, batch=128, lr=1e-3, seed=13))
     # The known world's CLIP, trained further on the set with the novel attributes: the
     # words and parts it has not seen are all it must learn, so it need not start again.
-    clip_novel: Stage = field(default_factory=lambda: Stage(steps=160, batch=64, lr=3e-4, seed=17))
+    clip_novel: Stage = field(default_factory=lambda: Stage(steps=2400, batch=64, lr=1e-3, seed=17))
+    # The share of each clip_novel batch that is portraits with their twins (one small
+    # attribute flipped, see twins.py): without them the CLIP read freckles, earrings and the
+    # tie at chance on twin pairs, because a random batch is told apart by its large parts.
+    clip_twins: float = 0.75
+    # The chance that a twin row showing its flipped attribute is captioned by that phrase
+    # alone (see clip_batches.py): CLIP-T and the response loss embed the target phrase alone.
+    clip_phrases: float = 0.5
     vae: Stage = field(default_factory=lambda: Stage(steps=1200, batch=32, lr=1e-3, seed=14))
     diffusion: Stage = field(default_factory=lambda: Stage(steps=7000, batch=32, lr=1e-3, seed=15))
     # The decoder alone, trained further with an edge term after the latents are fixed, so

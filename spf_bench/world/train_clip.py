@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from spf_bench.world.attributes import ATTRIBUTES
-from spf_bench.world.captions import attribute_prompt, compose_caption
+from spf_bench.world.captions import attribute_prompt
+from spf_bench.world.clip_batches import compose_batch
 from spf_bench.world.dataset import PortraitSet
 from spf_bench.world.loop import step_generator, train_steps
 from spf_bench.world.recipe import Recipe
@@ -30,16 +31,21 @@ def model_config(size: int) -> dict:
     }
 
 
-def _normalise(images: np.ndarray) -> torch.Tensor:
+def normalise(images: np.ndarray) -> torch.Tensor:
     from spf_bench.zoo.networks.clip import OPENAI_MEAN, OPENAI_STD
 
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
     return (x - torch.tensor(OPENAI_MEAN)[:, None, None]) / torch.tensor(OPENAI_STD)[:, None, None]
 
 
-def train(recipe: Recipe, data: PortraitSet, work: Path, out: Path, log, start: Path | None = None) -> dict:
+def train(recipe: Recipe, data: PortraitSet, work: Path, out: Path, log, start: Path | None = None,
+          twins: PortraitSet | None = None) -> dict:
     """Train the CLIP (stage ``clip``) or, from the finished one in ``start``, train it further
-    on a set with the novel attributes (stage ``clip_novel``)."""
+    on a set with the novel attributes (stage ``clip_novel``).
+
+    ``twins`` (``twins.py``): each portrait of ``data`` drawn again with one small attribute
+    flipped; ``recipe.clip_twins`` of every batch is then portraits with their twins, so the
+    loss rewards seeing the freckle, the earring or the tie that alone tells the two apart."""
     from spf_bench.zoo.networks.clip import _build, _write_config
 
     stage, name = (recipe.clip, "clip") if start is None else (recipe.clip_novel, "clip_novel")
@@ -61,11 +67,14 @@ def train(recipe: Recipe, data: PortraitSet, work: Path, out: Path, log, start: 
         model.train()
         gen = step_generator(stage.seed, i)
         idx = torch.randint(0, len(data), (stage.batch,), generator=gen).numpy()
+        pairs = int(round(stage.batch * recipe.clip_twins / 2)) if twins is not None else 0
         rng = np.random.default_rng([stage.seed, i])
-        captions = [compose_caption(data.attributes(int(j)), rng, novel_absent=novel) for j in idx]
-        img = nn.functional.normalize(model.encode_image(_normalise(data.images[idx])), dim=-1)
-        txt = nn.functional.normalize(model.encode_text(tokenizer(captions)), dim=-1)
+        batch = compose_batch(data, twins, idx, pairs, rng, novel, recipe.clip_phrases if twins is not None else 0.0)
+        img = nn.functional.normalize(model.encode_image(normalise(batch.images)), dim=-1)
+        txt = nn.functional.normalize(model.encode_text(tokenizer(batch.captions)), dim=-1)
         logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
+        if twins is not None:  # the known stage's full captions stay as they were trained
+            logits = logits.masked_fill(batch.false_negatives(), float("-inf"))
         target = torch.arange(len(idx))
         return 0.5 * (nn.functional.cross_entropy(logits, target) + nn.functional.cross_entropy(logits.T, target))
 
@@ -78,7 +87,25 @@ def train(recipe: Recipe, data: PortraitSet, work: Path, out: Path, log, start: 
     save_file({k: v.half().contiguous() for k, v in model.state_dict().items()}, str(out / "open_clip_model.safetensors"))
     acc = zero_shot_accuracy(out, data_eval(recipe, novel))
     log("clip zero-shot attribute accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()))
-    return {**timing, "zero_shot_accuracy": acc, "parameters": sum(p.numel() for p in model.parameters())}
+    figures = {**timing, "zero_shot_accuracy": acc, "parameters": sum(p.numel() for p in model.parameters())}
+    if novel:
+        figures["twin_wins"] = twin_wins(out, recipe)
+        log("clip twin wins (phrase closer to the image with the attribute): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in figures["twin_wins"].items()))
+    return figures
+
+
+TWIN_PAIRS = 200  # fresh twin pairs per attribute for the figures (a win share within about +-0.07)
+
+
+def twin_wins(folder: Path, recipe: Recipe) -> dict[str, float]:
+    """Per two-valued small attribute: the share of fresh twin pairs in which its phrase is
+    closer to the image that shows it (``twins.paired_wins``; new grains and identities)."""
+    from spf_bench.world.twins import TWIN_ATTRIBUTES, paired_wins
+    from spf_bench.zoo.networks.clip import load_folder
+
+    bundle = load_folder(folder, torch.device("cpu"), torch.float32)
+    return {name: paired_wins(bundle, name, TWIN_PAIRS, recipe.eval_seed, recipe.size)["wins"] for name in TWIN_ATTRIBUTES}
 
 
 def data_eval(recipe: Recipe, novel: bool = False) -> PortraitSet:
@@ -93,7 +120,7 @@ def zero_shot_accuracy(folder: Path, fresh: PortraitSet) -> dict[str, float]:
     from spf_bench.zoo.networks.clip import load_folder
 
     bundle = load_folder(folder, torch.device("cpu"), torch.float32)
-    img = nn.functional.normalize(bundle.encode_image(_normalise(fresh.images)), dim=-1)
+    img = nn.functional.normalize(bundle.encode_image(normalise(fresh.images)), dim=-1)
     acc = {}
     for i, attr in enumerate(ATTRIBUTES):
         if attr.novel and not fresh.labels[:, i].any():

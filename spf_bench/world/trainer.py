@@ -144,6 +144,8 @@ class WorldTrainer:
             return {k: data[k] for k in ("vae", "diffusion", "decoder")}
         if stage == "identity":  # its set is a choice of the recipe, so it is recorded with it
             return {**data[stage], "set": data["identity_set"]}
+        if stage == "clip_novel":
+            return {**data[stage], "twins": data["clip_twins"], "phrases": data["clip_phrases"]}
         return data[stage]
 
     def _train_oracle(self) -> dict:
@@ -166,8 +168,13 @@ class WorldTrainer:
 
     def _train_clip_novel(self) -> dict:
         from spf_bench.world import train_clip
+        from spf_bench.world.twins import cached_twins
 
-        return train_clip.train(self.recipe, self.world, self.work, self.weights_dir("clip"), self.log, start=self.weights_dir("clip-known"))
+        twins = None
+        if self.recipe.clip_twins > 0:
+            twins = cached_twins(self.work / "world_twins.npz", self.world, self.recipe.world_seed, self.recipe.size)
+        return train_clip.train(self.recipe, self.world, self.work, self.weights_dir("clip"), self.log,
+                                start=self.weights_dir("clip-known"), twins=twins)
 
     def _train_diffusion(self) -> dict:
         from spf_bench.world import train_diffusion

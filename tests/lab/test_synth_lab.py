@@ -193,6 +193,26 @@ def test_a_lab_folder_refuses_other_settings(tiny_lab):
         Lab(lab.out, LabConfig(**{**TINY, "steps": 3}), lab.base_model, lab.clip_model)
 
 
+@synth_weights
+def test_a_stage2_checkpoint_made_with_another_clip_is_refused_and_a_naive_one_kept(tiny_lab, tmp_path):
+    # Stage 2 reads the CLIP (the map's relevance weights, the response loss): a lab pointed at
+    # a retrained CLIP must not reuse its checkpoint; naive never reads it, so it stays valid.
+    import shutil
+
+    from spf_bench.core.errors import SpfError
+    from spf_bench.lab.experiment import Lab
+
+    lab = tiny_lab[0]
+    other_clip = tmp_path / "clip"
+    shutil.copytree(lab.clip_model, other_clip)
+    weights = other_clip / "open_clip_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-2] + b"\0\0")  # another CLIP under the same layout
+    moved = Lab(lab.out, lab.config, lab.base_model, other_clip)
+    assert moved.train("naive", report=lambda *a: None) == lab.checkpoint("naive")
+    with pytest.raises(SpfError, match="other settings"):
+        moved.train("ours", report=lambda *a: None)
+
+
 def test_stage2_budget_applies_to_stage2_methods_only_and_is_pinned_only_when_given():
     from spf_bench.lab.experiment import LabConfig
     from spf_bench.lab.methods import training_config

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -68,11 +69,16 @@ def test_synth_train_refuses_a_different_rendered_set(tmp_path, capsys):
     assert main(["synth", "train", "--work", str(work), "--stages", "nope"]) == 2
 
 
-def test_adopted_stages_and_the_novel_clip_stage(tmp_path):
+def test_adopted_stages_and_the_novel_clip_stage(tmp_path, monkeypatch):
     # The shipped networks stand in for the stages adopted; clip_novel trains the adopted
-    # CLIP further on the set with the novel attributes and writes the CLIP that ships.
+    # CLIP further on the set with the novel attributes and its twins, and writes the CLIP
+    # that ships.
+    from spf_bench.world import train_clip
     from spf_bench.world.attributes import NOVEL_NAMES
+    from spf_bench.world.twins import TWIN_ATTRIBUTES
     from spf_bench.zoo import synth_source
+
+    monkeypatch.setattr(train_clip, "TWIN_PAIRS", 4)  # the figure's precision is not what this test checks
 
     work = tmp_path / "world"
     args = ["synth", "train", "--work", str(work), "--adopt", "identity,clip,diffusion", "--stages", "clip_novel",
@@ -83,7 +89,10 @@ def test_adopted_stages_and_the_novel_clip_stage(tmp_path):
     assert (work / "weights" / "clip-known" / "open_clip_model.safetensors").read_bytes() == \
         (synth_source.folder("clip") / "open_clip_model.safetensors").read_bytes()
     done = json.loads((work / "clip_novel.done.json").read_text())
-    assert done["steps"] == 2 and set(NOVEL_NAMES) <= set(done["zero_shot_accuracy"])
+    assert done["steps"] == Recipe().scaled(0.005).clip_novel.steps and set(NOVEL_NAMES) <= set(done["zero_shot_accuracy"])
+    assert set(done["twin_wins"]) == set(TWIN_ATTRIBUTES) and done["recipe"]["twins"] > 0
+    twins = np.load(work / "world_twins.npz")
+    assert twins["images"].shape == np.load(work / "world_set.npz")["images"].shape
     assert (work / "weights" / "clip" / "open_clip_model.safetensors").read_bytes() != \
         (work / "weights" / "clip-known" / "open_clip_model.safetensors").read_bytes()
     assert main(["synth", "train", "--work", str(work), "--adopt", "vae"]) == 2  # only a stage can be adopted
