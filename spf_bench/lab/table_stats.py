@@ -92,10 +92,17 @@ def paired(records: pd.DataFrame, model: str, reference: str, metric: str) -> di
         boot = nested_bootstrap(_groups(diffs))
         tail = (1 - CONFIDENCE) / 2
         low, high = float(np.quantile(boot, tail)), float(np.quantile(boot, 1 - tail))
-        # Two-sided: twice the share of resampled means on the far side of zero (+1 so that
-        # "never crossed" reads p < 1/draws, not 0).
-        p = min(1.0, 2 * (min(int(np.sum(boot <= 0)), int(np.sum(boot >= 0))) + 1) / (len(boot) + 1))
+        p = _two_sided_p(boot)
     return {"mean_diff": mean, "ci_low": low, "ci_high": high, "p": p, "n": int(len(diffs))}
+
+
+def _two_sided_p(boot: np.ndarray) -> float:
+    """Twice the share of resampled means on the far side of zero, a resample exactly at zero
+    counted half to each side (a mid-p: a difference that is zero on most pairs, as a yes/no
+    metric's is, resamples to exactly zero often, and counting those on both sides read a
+    one-sided shift as p = 1); +1 so that "never crossed" reads p < 1/draws, not 0."""
+    below, above, zero = int(np.sum(boot < 0)), int(np.sum(boot > 0)), int(np.sum(boot == 0))
+    return min(1.0, 2 * (min(below, above) + zero / 2 + 1) / (len(boot) + 1))
 
 
 def direction(delta: float, higher_is_better: bool | None) -> str:

@@ -61,6 +61,24 @@ def test_the_paired_test_compares_the_same_seed_and_prompt():
     assert missing["n"] == 0 and st.agreement("worse", missing, False) == ("", "no data")
 
 
+def test_a_shift_on_few_pairs_of_a_yes_no_metric_is_not_read_as_p_one():
+    # Target-Acc-like: the ablation misses the target on two prompts of each seed and matches
+    # ours elsewhere, so many resamples of the differences are exactly zero and none above it.
+    rows = [(s, "ours", p, "Target-Acc", 1.0) for s in range(3) for p in range(40)]
+    rows += [(s, "abl", p, "Target-Acc", 0.0 if p in (s, s + 7) else 1.0) for s in range(3) for p in range(40)]
+    test = st.paired(_records(rows), "abl", "ours", "Target-Acc")
+    assert test["ci_high"] <= 0 and test["mean_diff"] == pytest.approx(-0.05)
+    boot = st.nested_bootstrap([np.where(np.isin(np.arange(40), (s, s + 7)), -1.0, 0.0) for s in range(3)])
+    zero = float(np.mean(boot == 0))
+    assert 0 < zero < 1 and not (boot > 0).any()
+    # Exact zeros count half on each side: p = 2 x (zeros / 2 + 1) / (draws + 1), well below 1.
+    assert test["p"] == pytest.approx(2 * (zero * len(boot) / 2 + 1) / (len(boot) + 1))
+    assert test["p"] < 0.5
+    same = st.paired(_records([r for r in rows if r[1] == "ours"] + [(s, "twin", p, "Target-Acc", 1.0) for s in range(3) for p in range(40)]),
+                     "twin", "ours", "Target-Acc")
+    assert same["p"] == 1.0
+
+
 def test_agreement_counts_tally_each_models_metrics_with_a_paper_direction():
     from spf_bench.lab.table import agreement_counts
 
