@@ -125,10 +125,12 @@ class Lab:
         config = lab_methods.training_config(method, self.config, self._set(LAB_METHODS[method].data), start_folder,
                                              self.base_model, self.clip_model)
         clip_sha256 = hash_path_cached(self.clip_model) if lab_methods.uses_clip(method) else None
-        made_of = lab_methods.identity(config, self.base_sha256, clip_sha256)
+        made_of = lab_methods.identity(config, self.base_sha256, clip_sha256, start_folder)
         folder = self.checkpoint(method)
         if lab_methods.trained(folder, made_of):
             return folder
+        for stale in self._image_caches(method).values():  # drawn by a checkpoint no longer there
+            stale.unlink(missing_ok=True)
         return lab_methods.train(method, config, folder, made_of, report)
 
     # ------------------------------------------------------------------ drawing
@@ -168,7 +170,7 @@ class Lab:
     def images(self, model: str) -> dict[str, np.ndarray]:
         """uint8 images of ``model`` on the "base" and the "custom" prompts, each drawn once
         (the pipeline is built only when one of them is not yet on disk)."""
-        caches = {kind: self.out / "images" / f"{model}-{kind}.npy" for kind in ("base", "custom")}
+        caches = self._image_caches(model)
         missing = [kind for kind, path in caches.items() if not path.is_file()]
         if missing:
             built, prompts, targets = self._model(model), self.prompts(), self.targets()
@@ -178,6 +180,9 @@ class Lab:
                 with atomic_path(caches[kind]) as tmp, open(tmp, "wb") as handle:
                     np.save(handle, generate(built.pipe, prompts[kind], seed=self.config.seed, encode=encode))
         return {kind: np.load(path) for kind, path in caches.items()}
+
+    def _image_caches(self, model: str) -> dict[str, Path]:
+        return {kind: self.out / "images" / f"{model}-{kind}.npy" for kind in ("base", "custom")}
 
     # ------------------------------------------------------------------ measuring
     def measure(self, oracle, report=print) -> dict:

@@ -253,3 +253,29 @@ def test_stage2_budget_flags_reach_the_lab_config_and_refuse_nonsense():
     for name, lr in (("naive", 3e-4), ("control", 3e-4), ("tokencompose", 3e-4), ("ours", 3e-4), ("lora", 1e-3)):
         config = training_config(name, lab, Path("data"), Path("naive-out"), Path("base"), Path("clip"))
         assert config["learning_rate"] == lr, name
+
+
+@synth_weights
+def test_a_retrained_start_invalidates_what_was_built_on_it_and_its_own_drawings(tiny_lab, tmp_path):
+    # Deleting naive's checkpoint and training it again: its old drawings go with it, and
+    # ours (stage 2 on top of naive) is refused unless naive came back byte for byte.
+    import shutil
+
+    from spf_bench.core.errors import SpfError
+    from spf_bench.lab.experiment import Lab
+
+    lab = tiny_lab[0]
+    copy = Lab(tmp_path / "lab", lab.config, lab.base_model, lab.clip_model)
+    shutil.copytree(lab.out, copy.out, dirs_exist_ok=True)
+    drawn = copy.out / "images" / "naive-custom.npy"
+    assert drawn.is_file()
+    marker = copy.checkpoint("naive") / ".lab-trained"
+    stamp = marker.read_text()
+    # Another start under the same settings (as a retraining on other hardware would give).
+    weights = next(p for p in sorted(copy.checkpoint("naive").rglob("*.safetensors")))
+    shutil.rmtree(copy.checkpoint("naive"))
+    copy.train("naive", report=lambda *a: None)
+    assert marker.read_text() == stamp and not drawn.exists()
+    weights.write_bytes(weights.read_bytes()[:-2] + b"\0\0")
+    with pytest.raises(SpfError, match="other settings"):
+        copy.train("ours", report=lambda *a: None)
