@@ -155,7 +155,7 @@ def trained(folder: Path, made_of: dict) -> bool:
     if not marker.is_file():
         return False
     if json.loads(marker.read_text()) != made_of:
-        raise SpfError(f"{folder} was trained with other settings or base weights than this lab uses; "
+        raise SpfError(f"{folder} was trained with other settings, base weights, CLIP or starting checkpoint than this lab uses; "
                        "use another --out folder.")
     return True
 
