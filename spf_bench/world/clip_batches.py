@@ -26,6 +26,14 @@ from spf_bench.world.captions import attribute_phrase, compose_caption, parse_ca
 from spf_bench.world.dataset import PortraitSet
 
 
+def normalise(images: np.ndarray) -> torch.Tensor:
+    """uint8 portraits [N, S, S, 3] as the world CLIP's input (CLIP's mean and std)."""
+    from spf_bench.zoo.networks.clip import OPENAI_MEAN, OPENAI_STD
+
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    return (x - torch.tensor(OPENAI_MEAN)[:, None, None]) / torch.tensor(OPENAI_STD)[:, None, None]
+
+
 @dataclass
 class ClipBatch:
     images: np.ndarray  # uint8 [B, S, S, 3]

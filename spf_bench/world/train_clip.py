@@ -16,7 +16,7 @@ from torch import nn
 
 from spf_bench.world.attributes import ATTRIBUTES
 from spf_bench.world.captions import attribute_prompt
-from spf_bench.world.clip_batches import compose_batch
+from spf_bench.world.clip_batches import compose_batch, normalise
 from spf_bench.world.dataset import PortraitSet
 from spf_bench.world.loop import step_generator, train_steps
 from spf_bench.world.recipe import Recipe
@@ -29,13 +29,6 @@ def model_config(size: int) -> dict:
         "vision_cfg": {"image_size": size, "layers": 4, "width": 128, "patch_size": size // 8, "head_width": 32},
         "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 3},
     }
-
-
-def normalise(images: np.ndarray) -> torch.Tensor:
-    from spf_bench.zoo.networks.clip import OPENAI_MEAN, OPENAI_STD
-
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
-    return (x - torch.tensor(OPENAI_MEAN)[:, None, None]) / torch.tensor(OPENAI_STD)[:, None, None]
 
 
 def train(recipe: Recipe, data: PortraitSet, work: Path, out: Path, log, start: Path | None = None,

@@ -84,7 +84,7 @@ def paired_wins(bundle, name: str, pairs: int, seed: int, size: int) -> dict[str
     import torch
 
     from spf_bench.world.captions import attribute_phrase
-    from spf_bench.world.train_clip import normalise
+    from spf_bench.world.clip_batches import normalise
 
     shown, hidden = paired_renders(name, pairs, seed, size)
     with torch.no_grad():
