@@ -5,8 +5,9 @@
 For every presence attribute (the known glasses, hat and beard and the five novel ones) and
 the smile, the renderer draws ``--pairs`` fresh portraits twice, identical but for that
 attribute (present, then absent; ``spf_bench.world.twins``): same identity, other attributes
-and grain, so the two images differ only inside the attribute's mask. The CLIP embeds both and the attribute's own phrase ("wearing a tie", the
-target caption CLIP-T and ``L_re`` use). One line per attribute:
+and grain, so the two images differ only inside the attribute's mask. The CLIP embeds both and
+the attribute's own phrase ("wearing a tie", the target caption CLIP-T and ``L_re`` use). One
+line per attribute:
 
 - ``with`` / ``without``: mean cosine of the phrase with the image that shows the attribute,
   and with the one that does not;

@@ -125,7 +125,8 @@ class Lab:
         config = lab_methods.training_config(method, self.config, self._set(LAB_METHODS[method].data), start_folder,
                                              self.base_model, self.clip_model)
         clip_sha256 = hash_path_cached(self.clip_model) if lab_methods.uses_clip(method) else None
-        made_of = lab_methods.identity(config, self.base_sha256, clip_sha256, start_folder)
+        start_sha256 = hash_path_cached(start_folder) if start_folder is not None else None
+        made_of = lab_methods.identity(config, self.base_sha256, clip_sha256, start_sha256)
         folder = self.checkpoint(method)
         if lab_methods.trained(folder, made_of):
             return folder

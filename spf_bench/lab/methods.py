@@ -125,19 +125,17 @@ def training_config(name: str, lab, data: Path, start: Path | None, base_model: 
     return config
 
 
-def identity(config: dict, base_sha256: str, clip_sha256: str | None = None, start: Path | None = None) -> dict:
+def identity(config: dict, base_sha256: str, clip_sha256: str | None = None, start_sha256: str | None = None) -> dict:
     """What makes a checkpoint: its config without the lab's own paths, the base weights
     (the shipped world may be retrained under the same path), for a trainer that uses the
     CLIP (stage 2: the map's relevance weights and the response loss) the CLIP's, and the
-    finished checkpoint it starts from (``start``, its files' hash), so that a checkpoint is
-    never reused on top of a start that was deleted and trained again to other weights."""
+    files of the finished checkpoint it starts from, so that a checkpoint is never reused on
+    top of a start that was deleted and trained again to other weights."""
     made_of = {"config": {k: v for k, v in config.items() if k not in _PATHS}, "base_sha256": base_sha256}
     if clip_sha256 is not None:
         made_of["clip_sha256"] = clip_sha256
-    if start is not None:
-        from spf_bench.core.fingerprint import hash_path_cached
-
-        made_of["start_sha256"] = hash_path_cached(Path(start))
+    if start_sha256 is not None:
+        made_of["start_sha256"] = start_sha256
     return made_of
 
 

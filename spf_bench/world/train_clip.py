@@ -56,13 +56,16 @@ def train(recipe: Recipe, data: PortraitSet, work: Path, out: Path, log, start: 
     model.token_embedding.weight.requires_grad_(False)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=stage.lr, weight_decay=0.05)
 
+    # Without twins (the known stage) every batch is random portraits with full captions.
+    pairs = int(round(stage.batch * recipe.clip_twins / 2)) if twins is not None else 0
+    phrase_share = recipe.clip_phrases if twins is not None else 0.0
+
     def step(i: int) -> torch.Tensor:
         model.train()
         gen = step_generator(stage.seed, i)
         idx = torch.randint(0, len(data), (stage.batch,), generator=gen).numpy()
-        pairs = int(round(stage.batch * recipe.clip_twins / 2)) if twins is not None else 0
         rng = np.random.default_rng([stage.seed, i])
-        batch = compose_batch(data, twins, idx, pairs, rng, novel, recipe.clip_phrases if twins is not None else 0.0)
+        batch = compose_batch(data, twins, idx, pairs, rng, novel, phrase_share)
         img = nn.functional.normalize(model.encode_image(normalise(batch.images)), dim=-1)
         txt = nn.functional.normalize(model.encode_text(tokenizer(batch.captions)), dim=-1)
         logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
