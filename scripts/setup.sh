@@ -7,18 +7,31 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${SPF_VENV:-$root/.venv}"
 python="${PYTHON:-python3}"
 
-# The browser tests (report pages, the web app) drive Debian's chromium through its
-# chromium-driver. Installed with apt-get when missing and this runs as root; elsewhere the
-# tests skip with a message saying so. Checked on every run, before the install stamp.
-if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+# System tools some tests drive, installed with apt-get when missing and this runs as root
+# (elsewhere those tests skip with a message saying so). Checked on every run, before the
+# install stamp.
+#   chromium, chromium-driver: the browser tests (report pages, the web app);
+#   pdflatex (texlive-latex-base, with booktabs from texlive-latex-recommended): the test that
+#   compiles the report's LaTeX tables (about 15 MB, half a minute).
+apt_updated=no
+install_missing() {  # install_missing "what it is for" "commands" "packages" [apt-get option ...]
+  local purpose="$1" commands="$2" packages="$3"; shift 3
+  local missing=no cmd
+  for cmd in $commands; do command -v "$cmd" >/dev/null 2>&1 || missing=yes; done
+  [ "$missing" = no ] && return 0
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing chromium and chromium-driver with apt-get" >&2
-    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >&2 \
-      || echo "setup: could not install chromium; the browser tests will be skipped" >&2
+    echo "setup: installing $packages with apt-get ($purpose)" >&2
+    if [ "$apt_updated" = no ]; then apt-get update -qq >&2 && apt_updated=yes; fi
+    # shellcheck disable=SC2086  # the package list is meant to split into words
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" $packages >&2 \
+      || echo "setup: could not install $packages; $purpose will be skipped" >&2
   else
-    echo "setup: chromium or chromium-driver is missing and this is not root; the browser tests will be skipped" >&2
+    echo "setup: $commands missing and this is not root; $purpose will be skipped" >&2
   fi
-fi
+}
+install_missing "the browser tests" "chromium chromedriver" "chromium chromium-driver"
+# TeX Live's recommends are its documentation and fonts: hundreds of MB the test does not need.
+install_missing "the LaTeX compile test" "pdflatex" "texlive-latex-base texlive-latex-recommended" --no-install-recommends
 
 if [ ! -x "$venv/bin/python" ]; then
   echo "setup: creating virtual environment in $venv" >&2

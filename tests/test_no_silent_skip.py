@@ -1,7 +1,7 @@
-"""The suite's own rule on skips: a test may skip only for what CI cannot provide (a GPU; a
-LaTeX engine, which setup does not install; Chromium until setup installs it) or for an
-operating system other than CI's Linux (glibc's heap, /proc), never for a
-file that ships with the package, and CI prints every skip with its reason."""
+"""The suite's own rule on skips: a test may skip only for what CI cannot provide (a GPU), for
+a system program setup installs only when it runs as root (Chromium, a LaTeX engine), or for
+an operating system other than CI's Linux (glibc's heap, /proc), never for a file that ships
+with the package, and CI prints every skip with its reason."""
 
 from __future__ import annotations
 

@@ -102,7 +102,8 @@ def test_latex_is_a_balanced_booktabs_tabular(runs, nasty_runs):
 def test_latex_compiles_where_a_latex_is_installed(runs, nasty_runs, tmp_path):
     latex = shutil.which("pdflatex") or shutil.which("lualatex") or shutil.which("xelatex")
     if latex is None:
-        pytest.skip("no LaTeX (pdflatex, lualatex or xelatex) is installed; the tabular is checked by parsing instead")
+        pytest.skip("no LaTeX (pdflatex, lualatex or xelatex) is installed (scripts/setup.sh installs one when run as root); "
+                    "the tabular is checked by parsing instead")
     body = table_latex(tables.paper_table(runs, "tab1", load_paper_reference())) + table_latex(tables.leaderboard(nasty_runs))
     document = "\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n" \
                "\\begin{document}\n\\resizebox{\\textwidth}{!}{%\n" + body.replace("\\end{tabular}\n\\begin", "\\end{tabular}}\n\n\\resizebox{\\textwidth}{!}{%\n\\begin") + "}\n\\end{document}\n"
