@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Creates (or reuses) the project's virtual environment in .venv and installs the
 # package with its test extras. Safe to run repeatedly: a stamp holding the hash of
-# pyproject.toml and this script skips the install when nothing changed.
+# pyproject.toml and this script skips the install when nothing changed. With --test-tools
+# (bash scripts/spf test) it also installs the system programs some tests drive.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${SPF_VENV:-$root/.venv}"
 python="${PYTHON:-python3}"
 
 # System tools some tests drive, installed with apt-get when missing and this runs as root
-# (elsewhere those tests skip with a message saying so). Checked on every run, before the
+# (elsewhere those tests skip with a message saying so). Only with --test-tools (the test
+# command's setup; the main job needs none of them), checked on every such run, before the
 # install stamp.
 #   chromium, chromium-driver: the browser tests (report pages, the web app);
 #   pdflatex (texlive-latex-base, with booktabs from texlive-latex-recommended): the test that
@@ -29,9 +31,11 @@ install_missing() {  # install_missing "what it is for" "commands" "packages" [a
     echo "setup: $commands missing and this is not root; $purpose will be skipped" >&2
   fi
 }
-install_missing "the browser tests" "chromium chromedriver" "chromium chromium-driver"
-# TeX Live's recommends are its documentation and fonts: hundreds of MB the test does not need.
-install_missing "the LaTeX compile test" "pdflatex" "texlive-latex-base texlive-latex-recommended" --no-install-recommends
+if [ "${1:-}" = "--test-tools" ]; then
+  install_missing "the browser tests" "chromium chromedriver" "chromium chromium-driver"
+  # TeX Live's recommends are its documentation and fonts: hundreds of MB the test does not need.
+  install_missing "the LaTeX compile test" "pdflatex" "texlive-latex-base texlive-latex-recommended" --no-install-recommends
+fi
 
 if [ ! -x "$venv/bin/python" ]; then
   echo "setup: creating virtual environment in $venv" >&2
