@@ -20,7 +20,7 @@ import secrets
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 # ".<name>.<pid>-<token>.tmp": hidden, and the owner's pid is readable for the sweep (the
 # token is optional so that the ".<name>.<pid>.tmp" temporaries of older versions are swept too).
@@ -81,11 +81,15 @@ def link_atomic(source: str | os.PathLike, dest: str | os.PathLike) -> None:
 
 
 @contextmanager
-def atomic_folder(folder: str | os.PathLike) -> Iterator[Path]:
+def atomic_folder(folder: str | os.PathLike, finished: Callable[[Path], bool] | None = None) -> Iterator[Path]:
     """Yield an empty temporary sibling folder; on success it replaces ``folder`` whole.
 
     A killed build leaves only the temporary folder, which is never mistaken for a finished
-    one and is swept by the next run.
+    one and is swept by the next run. ``finished`` says whether a folder already in place is
+    the same work done (by another process that built it meanwhile, e.g. three lab processes
+    reaching one uncached network together): such a folder is kept and this build dropped, so
+    a finished folder another process may be reading is never deleted under it. Without it,
+    or when it says no, whatever is in place is replaced.
     """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -93,9 +97,15 @@ def atomic_folder(folder: str | os.PathLike) -> Iterator[Path]:
     partial.mkdir()
     try:
         yield partial
-        if folder.exists():
+        try:
+            # Renaming onto a missing (or empty) folder is atomic; onto a full one it fails,
+            # which is when another writer may have got there first.
+            os.replace(partial, folder)
+        except OSError:
+            if finished is not None and finished(folder):
+                return
             shutil.rmtree(folder)
-        os.replace(partial, folder)
+            os.replace(partial, folder)
     finally:
         if partial.exists():
             shutil.rmtree(partial, ignore_errors=True)

@@ -187,12 +187,17 @@ def _rendered_training_data(weights: str, quick: QuickTraining) -> Path:
     return _cached_folder(key, lambda partial: custom_sets.write(partial, spec, size))
 
 
+def _made(folder: Path) -> bool:
+    """A finished cached folder; its key names its content, so any finished copy is the one wanted."""
+    return (folder / _DONE).is_file()
+
+
 def _cached_folder(key: str, make) -> Path:
     """``paths.cache_dir()/train-data/<key>``, made by ``make(folder)`` when absent."""
     folder = paths.cache_dir() / "train-data" / key[:16]
-    if (folder / _DONE).is_file():
+    if _made(folder):
         return folder
-    with atomic_folder(folder) as partial:
+    with atomic_folder(folder, finished=_made) as partial:
         make(partial)
         (partial / _DONE).write_text(key + "\n")
     return folder

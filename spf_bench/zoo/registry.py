@@ -123,20 +123,26 @@ def tiny_folder(name: str) -> Path:
     return paths.cache_dir() / f"tiny-v{TINY_FORMAT_VERSION}" / name
 
 
-def build_folder_atomically(folder: Path, write: Callable[[Path], None]) -> Path:
+def build_folder_atomically(folder: Path, write: Callable[[Path], None],
+                            finished: Callable[[Path], bool] | None = None) -> Path:
     """Run ``write`` into a temporary sibling of ``folder``, then rename it into place.
 
-    A build that is killed half-way therefore never leaves a folder that looks complete.
+    A build that is killed half-way therefore never leaves a folder that looks complete; one
+    that another process finished meanwhile (``finished`` says so) is kept as it is.
     """
-    with atomic_folder(folder) as partial:
+    with atomic_folder(folder, finished) as partial:
         write(partial)
     return folder
+
+
+def _tiny_complete(folder: Path) -> bool:
+    return (folder / _COMPLETE_MARKER).is_file()
 
 
 def ensure_tiny(network: Network) -> Path:
     """Build the tiny weights of ``network`` into the cache unless already complete."""
     folder = tiny_folder(network.name)
-    if (folder / _COMPLETE_MARKER).is_file():
+    if _tiny_complete(folder):
         return folder
 
     def write(tmp: Path) -> None:
@@ -145,7 +151,7 @@ def ensure_tiny(network: Network) -> Path:
         hashes = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         (tmp / _COMPLETE_MARKER).write_text(json.dumps({"format": TINY_FORMAT_VERSION, "sha256": hashes}, indent=1, sort_keys=True))
 
-    return build_folder_atomically(folder, write)
+    return build_folder_atomically(folder, write, finished=_tiny_complete)
 
 
 def folder_for(name: str, source: str) -> Path | None:

@@ -213,16 +213,20 @@ def _seeded_iresnet50() -> IResNet50:
     return IResNet50().eval()
 
 
+def _random_complete(folder: Path) -> bool:
+    return (folder / REC_FILE).is_file() and (folder / DET_FILE).is_file()
+
+
 def _random_folder() -> Path:
     """The seeded real-size recogniser and the tiny detector as ONNX files, built once into the cache."""
     folder = paths.cache_dir() / f"random-v{TINY_FORMAT_VERSION}" / "face"
-    if (folder / REC_FILE).is_file() and (folder / DET_FILE).is_file():
+    if _random_complete(folder):
         return folder
     def write(tmp: Path) -> None:
         _write_detector(tmp / DET_FILE)
         _write_recognizer(_seeded_iresnet50(), tmp / REC_FILE)
 
-    return build_folder_atomically(folder, write)
+    return build_folder_atomically(folder, write, finished=_random_complete)
 
 
 def build_random(device: torch.device, dtype: torch.dtype) -> FaceModels | FaceArchitectures:
