@@ -48,9 +48,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
 
-# --no-compile: byte-compiling every installed file (torch alone has thousands) took a third
-# of the install here; Python compiles, at first import, only the modules a run imports.
-pip=("$venv/bin/python" -m pip install --disable-pip-version-check -q --no-compile)
+pip=("$venv/bin/python" -m pip install --disable-pip-version-check -q)
 "${pip[@]}" --upgrade pip wheel setuptools
 # torch first and pinned: this pair is the one that imports together on these machines.
 "${pip[@]}" torch==2.14.1 torchvision==0.29.1
